@@ -1,0 +1,83 @@
+// Command cadre is the Cadre server: an etcd-compatible, Raft-replicated
+// key-value member. It takes etcd's flags (and ETCD_*/CADRE_* environment
+// variables). This file is wiring only: parse, validate, start, wait.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cadrekv/cadre/internal/config"
+	"github.com/cadrekv/cadre/internal/daemon"
+	"github.com/cadrekv/cadre/internal/logutil"
+	"github.com/cadrekv/cadre/internal/server"
+)
+
+// Exit codes (documented in the README).
+const (
+	exitOK        = 0
+	exitFailure   = 1 // the member failed at start or while running
+	exitBadConfig = 2 // invalid flags or environment: nothing was created
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "playground" {
+		return playground(args[1:], stdout, stderr)
+	}
+
+	// 1. Configuration: flags beat CADRE_*, which beat ETCD_*. Everything
+	// is validated before anything touches the disk.
+	cfg, warnings, err := config.Parse(args, environ)
+	switch {
+	case errors.Is(err, config.ErrHelp):
+		fmt.Fprint(stdout, config.Usage())
+		return exitOK
+	case errors.Is(err, config.ErrVersion):
+		fmt.Fprintf(stdout, "cadre Version: %s\netcd API Version: %s\n", server.CadreVersion, server.Version)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "cadre: %v\n", err)
+		return exitBadConfig
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "cadre: %v\n", err)
+		return exitBadConfig
+	}
+
+	// 2. Logging: JSON lines on stderr.
+	lg := logutil.New(stderr, cfg.LogLevel)
+	for _, w := range warnings {
+		lg.Warn(w)
+	}
+
+	// 3. Start the member (storage, raft, peers, then clients).
+	m, err := daemon.Start(cfg, lg)
+	if err != nil {
+		lg.Error("failed to start member", "name", cfg.Name, "data-dir", cfg.DataDir, "error", err.Error())
+		return exitFailure
+	}
+
+	// 4. Run until a signal asks us to stop or the member stops itself.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
+	select {
+	case sig := <-sigc:
+		lg.Info("received signal; stopping gracefully", "signal", sig.String())
+		m.Stop()
+	case <-m.Done():
+	}
+	if err := m.Err(); err != nil {
+		lg.Error("member stopped", "error", err.Error())
+		return exitFailure
+	}
+	return exitOK
+}

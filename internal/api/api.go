@@ -1,0 +1,43 @@
+// Package api adapts the etcd v3 gRPC services (and the HTTP health, version
+// and metrics endpoints) onto a member. Handlers are thin: validate, call,
+// translate the error once (errors.go), fill the header.
+package api
+
+import (
+	"context"
+	"log/slog"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// Member is what the API needs from a running member. The server
+// implements it; the API never reaches past it.
+type Member interface {
+	Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error)
+	Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error)
+	DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error)
+	Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error)
+	Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error)
+	Status(ctx context.Context) (*pb.StatusResponse, error)
+	MemberList(ctx context.Context, linearizable bool) ([]*pb.Member, error)
+	Header(rev int64) *pb.ResponseHeader
+	Leader() uint64
+}
+
+// Limits are the request limits enforced before anything is proposed.
+type Limits struct {
+	MaxTxnOps uint
+}
+
+// Register installs the etcd v3 services of m on g.
+func Register(g *grpc.Server, m Member, lim Limits, lg *slog.Logger) {
+	pb.RegisterKVServer(g, &kvServer{m: m, lim: lim})
+	pb.RegisterMaintenanceServer(g, &maintenanceServer{m: m})
+	pb.RegisterClusterServer(g, &clusterServer{m: m})
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, hs)
+}

@@ -1,0 +1,55 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cadrekv/cadre/internal/cerr"
+	"github.com/cadrekv/cadre/internal/storage/mvcc"
+)
+
+// errorTable is the one place where internal errors become the errors etcd
+// clients know (and react to: client/v3 retries on some of them).
+var errorTable = []struct {
+	err  error
+	grpc error
+}{
+	{mvcc.ErrCompacted, rpctypes.ErrGRPCCompacted},
+	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{mvcc.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+	{cerr.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
+	{cerr.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
+	{cerr.ErrTimeout, rpctypes.ErrGRPCTimeout},
+	{cerr.ErrTimeoutLeader, rpctypes.ErrGRPCTimeoutDueToLeaderFail},
+	{cerr.ErrStopped, rpctypes.ErrGRPCStopped},
+	{cerr.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
+	{cerr.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{cerr.ErrNotReady, rpctypes.ErrGRPCNotCapable},
+	{cerr.ErrNotSupportedLrnr, rpctypes.ErrGRPCNotSupportedForLearner},
+}
+
+// togRPC translates err for the wire.
+func togRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return e.grpc
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Unknown, err.Error())
+}

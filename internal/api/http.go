@@ -1,0 +1,93 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/status"
+
+	"github.com/cadrekv/cadre/internal/cerr"
+)
+
+// Versions is what /version reports.
+type Versions struct {
+	Server  string `json:"etcdserver"`
+	Cluster string `json:"etcdcluster"`
+	Cadre   string `json:"cadre"`
+}
+
+// HTTPOptions configures the HTTP endpoints served on the client URLs.
+type HTTPOptions struct {
+	Versions    Versions
+	Metrics     http.Handler
+	EnablePprof bool
+	// Timeout bounds the read that /health and /readyz perform.
+	Timeout time.Duration
+}
+
+// HTTPHandler serves /health, /livez, /readyz, /version, /metrics and,
+// when enabled, /debug/pprof/ — the endpoints etcd serves on client URLs.
+func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	type healthJSON struct {
+		Health string `json:"health"`
+		Reason string `json:"reason"`
+	}
+	// check performs a read: linearizable unless ?serializable=true, as
+	// etcd's /health does, so "healthy" means "can answer a client".
+	check := func(r *http.Request) error {
+		if m.Leader() == 0 {
+			return cerr.ErrNoLeader
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), opts.Timeout)
+		defer cancel()
+		_, err := m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: r.URL.Query().Get("serializable") == "true", CountOnly: true})
+		return err
+	}
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if err := check(r); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, healthJSON{"false", reason(err)})
+			return
+		}
+		writeJSON(w, http.StatusOK, healthJSON{"true", ""})
+	})
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := check(r); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("[-]linearizable_read failed: " + reason(err) + "\nreadyz check failed\n"))
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, opts.Versions)
+	})
+	if opts.Metrics != nil {
+		mux.Handle("/metrics", opts.Metrics)
+	}
+	if opts.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// reason is the etcd error text of err, without gRPC's decoration.
+func reason(err error) string { return status.Convert(togRPC(err)).Message() }

@@ -1,0 +1,183 @@
+// Package config holds the cadre server's configuration: the etcd-compatible
+// flags, their CADRE_* / ETCD_* environment variables, the defaults and the
+// validation. Everything here is pure: no disk, no network, no globals, so
+// tests and in-process clusters can build as many configs as they like.
+//
+// Precedence for every setting: command-line flag > CADRE_<FLAG> >
+// ETCD_<FLAG> > default. ETCD_* is honoured so that the lines printed by
+// `etcdctl member add` and existing etcd deployment files work unchanged.
+package config
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Parse and Validate return errors that wrap one of these;
+// their text is the user-facing one-line message.
+var (
+	// ErrHelp is returned by Parse for -h/--help; print Usage().
+	ErrHelp = errors.New("help requested")
+	// ErrVersion is returned by Parse for --version; print the version.
+	ErrVersion = errors.New("version requested")
+	// ErrUsage wraps command-line and environment errors (unknown flag,
+	// unparsable value, stray argument).
+	ErrUsage = errors.New("invalid command line")
+	// ErrInvalid wraps every Validate error.
+	ErrInvalid = errors.New("invalid configuration")
+)
+
+// Defaults, as in etcd unless noted.
+const (
+	DefaultName                    = "default"
+	DefaultListenClientURL         = "http://127.0.0.1:2379"
+	DefaultListenPeerURL           = "http://127.0.0.1:2380"
+	DefaultInitialClusterState     = "new"
+	DefaultInitialClusterToken     = "etcd-cluster"
+	DefaultHeartbeatInterval       = 100 * time.Millisecond
+	DefaultElectionTimeout         = 1000 * time.Millisecond
+	DefaultSnapshotCount           = 10000
+	DefaultSnapshotCatchUpEntries  = 5000
+	DefaultMaxRequestBytes         = 1572864
+	DefaultMaxTxnOps               = 128
+	DefaultMaxLearners             = 1
+	DefaultLogLevel                = "info"
+	DefaultLogger                  = "zap"
+	DefaultLogOutput               = "default"
+	DefaultAutoCompactionMode      = "periodic"
+	DefaultAutoCompactionRetention = "0"
+
+	// DataDirSuffix makes the default data dir "<name>.cadre" (etcd uses
+	// "<name>.etcd"; a different suffix keeps the two from sharing a dir).
+	DataDirSuffix = ".cadre"
+
+	// maxElectionTimeout is etcd's upper bound for --election-timeout.
+	maxElectionTimeout = 50 * time.Second
+)
+
+// Config is the complete server configuration.
+type Config struct {
+	Name    string
+	DataDir string
+
+	ListenClientURLs         []url.URL
+	AdvertiseClientURLs      []url.URL
+	ListenPeerURLs           []url.URL
+	InitialAdvertisePeerURLs []url.URL
+	ListenMetricsURLs        []url.URL // optional; empty = no separate metrics listener
+
+	// InitialCluster is --initial-cluster parsed: member name -> peer URLs
+	// (a name listed several times has several URLs, in the given order).
+	// A member that has not started yet appears with an empty name in the
+	// lines `etcdctl member add` prints ("=http://..."); it is stored under
+	// the key "". An empty name is valid only for OTHER members and only
+	// with --initial-cluster-state=existing.
+	InitialCluster map[string][]url.URL
+	// InitialClusterRaw is --initial-cluster as given (or as computed from
+	// --name and --initial-advertise-peer-urls); used in messages.
+	InitialClusterRaw   string
+	InitialClusterState string // "new" | "existing"
+	InitialClusterToken string
+
+	HeartbeatInterval time.Duration // --heartbeat-interval, integer ms
+	ElectionTimeout   time.Duration // --election-timeout, integer ms
+
+	SnapshotCount          uint64
+	SnapshotCatchUpEntries uint64 // entries kept after a snapshot for slow followers
+	MaxRequestBytes        uint
+	MaxTxnOps              uint
+	StrictReconfigCheck    bool
+	MaxLearners            int
+	QuotaBackendBytes      int64 // 0 = default (2 GiB)
+	EnablePprof            bool
+
+	LogLevel   string   // debug|info|warn|error
+	Logger     string   // only "zap" (accepted for etcd compatibility)
+	LogOutputs []string // stderr|stdout|default
+
+	// Accepted and stored so etcd command lines keep working; implemented
+	// later (ForceNewCluster, AutoCompaction*) or refused by Validate
+	// (discovery) or ignored with a warning (EnableV2).
+	AutoCompactionMode      string // periodic|revision
+	AutoCompactionRetention string
+	ForceNewCluster         bool
+	EnableV2                bool
+	DiscoveryToken          string
+	DiscoveryEndpoints      []string
+	DiscoverySRV            string
+	DiscoverySRVName        string
+}
+
+// Default returns the configuration of `cadre` run with no flags: a working
+// single-member cluster named "default" on 127.0.0.1:2379/2380.
+func Default() *Config {
+	c := &Config{
+		Name:                     DefaultName,
+		DataDir:                  DefaultName + DataDirSuffix,
+		ListenClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
+		AdvertiseClientURLs:      []url.URL{mustURL(DefaultListenClientURL)},
+		ListenPeerURLs:           []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialAdvertisePeerURLs: []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialClusterState:      DefaultInitialClusterState,
+		InitialClusterToken:      DefaultInitialClusterToken,
+		HeartbeatInterval:        DefaultHeartbeatInterval,
+		ElectionTimeout:          DefaultElectionTimeout,
+		SnapshotCount:            DefaultSnapshotCount,
+		SnapshotCatchUpEntries:   DefaultSnapshotCatchUpEntries,
+		MaxRequestBytes:          DefaultMaxRequestBytes,
+		MaxTxnOps:                DefaultMaxTxnOps,
+		StrictReconfigCheck:      true,
+		MaxLearners:              DefaultMaxLearners,
+		LogLevel:                 DefaultLogLevel,
+		Logger:                   DefaultLogger,
+		LogOutputs:               []string{DefaultLogOutput},
+		AutoCompactionMode:       DefaultAutoCompactionMode,
+		AutoCompactionRetention:  DefaultAutoCompactionRetention,
+	}
+	c.InitialClusterRaw = initialClusterFor(c.Name, c.InitialAdvertisePeerURLs)
+	c.InitialCluster = map[string][]url.URL{c.Name: cloneURLs(c.InitialAdvertisePeerURLs)}
+	return c
+}
+
+// InitialClusterStrings returns InitialCluster with URLs as strings, the
+// form membership.Bootstrap takes. URL strings are kept exactly as parsed
+// (not lower-cased or resolved) because member IDs hash them.
+func (c *Config) InitialClusterStrings() map[string][]string {
+	m := make(map[string][]string, len(c.InitialCluster))
+	for name, us := range c.InitialCluster {
+		m[name] = URLStrings(us)
+	}
+	return m
+}
+
+// URLStrings renders URLs with url.URL.String.
+func URLStrings(us []url.URL) []string {
+	out := make([]string, len(us))
+	for i := range us {
+		out[i] = us[i].String()
+	}
+	return out
+}
+
+func joinURLs(us []url.URL) string { return strings.Join(URLStrings(us), ",") }
+
+func cloneURLs(us []url.URL) []url.URL { return append([]url.URL(nil), us...) }
+
+// initialClusterFor is the default --initial-cluster: this member alone.
+func initialClusterFor(name string, peerURLs []url.URL) string {
+	parts := make([]string, len(peerURLs))
+	for i := range peerURLs {
+		parts[i] = name + "=" + peerURLs[i].String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func mustURL(s string) url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic("config: bad built-in URL " + s) // constants only; a bug if reached
+	}
+	return *u
+}

@@ -1,0 +1,154 @@
+// Package daemon assembles a complete member: the server, the etcd gRPC
+// API and the HTTP endpoints on the client URLs. cmd/cadre and the
+// playground use it; it holds no globals, so tests can run several.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/cadrekv/cadre/internal/api"
+	"github.com/cadrekv/cadre/internal/config"
+	"github.com/cadrekv/cadre/internal/server"
+)
+
+// grpcOverhead leaves room for the envelope around a request of
+// --max-request-bytes, so such a request gets etcd's "request is too
+// large" rather than a transport error.
+const grpcOverhead = 512 * 1024
+
+// Member is a running member with its client listeners.
+type Member struct {
+	Server *server.Server
+	lg     *slog.Logger
+	grpc   *grpc.Server
+	http   *http.Server
+	splits []*splitListener
+	stop   sync.Once
+	done   chan struct{}
+}
+
+// Start starts a member from a validated configuration. The client ports
+// are bound at once (so a busy port fails the start) but serve only after
+// the member has published itself through raft.
+func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
+	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
+	for _, u := range cfg.ListenClientURLs {
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cannot listen on --listen-client-urls %s: %w (is another member or process using that port?)", u.String(), err)
+		}
+		lns = append(lns, ln)
+	}
+	srv, err := server.New(cfg, lg)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	m := &Member{Server: srv, lg: srv.Logger(), done: make(chan struct{})}
+	m.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)+grpcOverhead),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}),
+	)
+	api.Register(m.grpc, srv, api.Limits{MaxTxnOps: cfg.MaxTxnOps}, m.lg)
+	m.http = &http.Server{
+		Handler: api.HTTPHandler(srv, api.HTTPOptions{
+			Versions:    api.Versions{Server: server.Version, Cluster: server.ClusterVersion, Cadre: server.CadreVersion},
+			Metrics:     srv.Metrics().Handler(),
+			EnablePprof: cfg.EnablePprof,
+			Timeout:     5 * time.Second,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	for _, ln := range lns {
+		m.splits = append(m.splits, newSplitListener(ln))
+	}
+	go m.serveWhenReady(cfg)
+	go func() {
+		<-srv.Done()
+		m.closeClients(0)
+		close(m.done)
+	}()
+	return m, nil
+}
+
+func (m *Member) serveWhenReady(cfg *config.Config) {
+	select {
+	case <-m.Server.Ready():
+	case <-m.Server.Done():
+		return
+	}
+	for _, sl := range m.splits {
+		go func(sl *splitListener) {
+			if err := m.grpc.Serve(sl.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				m.lg.Debug("gRPC listener stopped", "error", err.Error())
+			}
+		}(sl)
+		go func(sl *splitListener) {
+			if err := m.http.Serve(sl.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.lg.Debug("HTTP listener stopped", "error", err.Error())
+			}
+		}(sl)
+	}
+	var addrs []string
+	for _, u := range cfg.ListenClientURLs {
+		addrs = append(addrs, u.String())
+	}
+	m.lg.Info("ready to serve client requests", "listen-client-urls", addrs)
+}
+
+// Done is closed once the member has stopped; Err says why.
+func (m *Member) Done() <-chan struct{} { return m.done }
+
+// Err is nil after a clean stop.
+func (m *Member) Err() error { return m.Server.Err() }
+
+// Stop stops gracefully: no new client connections, in-flight requests
+// get a bounded time to finish, leadership is handed over, then the
+// member stops.
+func (m *Member) Stop() {
+	m.stop.Do(func() {
+		m.lg.Info("stopping member: no longer accepting client connections")
+		m.closeClients(5 * time.Second)
+		m.Server.Stop()
+	})
+	<-m.done
+}
+
+func (m *Member) closeClients(grace time.Duration) {
+	for _, sl := range m.splits {
+		sl.close()
+	}
+	finished := make(chan struct{})
+	go func() {
+		m.grpc.GracefulStop()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(grace):
+		m.grpc.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	_ = m.http.Shutdown(ctx)
+}

@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// http2Preface starts every HTTP/2 connection with prior knowledge, which
+// is how gRPC clients talk to a plain-text port. Everything else is served
+// as HTTP/1 (health, metrics, version, pprof).
+var http2Preface = []byte("PRI * HTTP/2.0")
+
+// splitListener sorts connections accepted on one client port into a gRPC
+// listener and an HTTP/1 listener by their first bytes, so one URL serves
+// both, as etcd's does. gRPC keeps its native server (faster than the
+// ServeHTTP bridge).
+type splitListener struct {
+	ln         net.Listener
+	grpc, http *chanListener
+	closeOnce  sync.Once
+}
+
+func newSplitListener(ln net.Listener) *splitListener {
+	s := &splitListener{
+		ln:   ln,
+		grpc: newChanListener(ln.Addr()),
+		http: newChanListener(ln.Addr()),
+	}
+	go s.acceptLoop()
+	return s
+}
+
+func (s *splitListener) acceptLoop() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.close()
+			return
+		}
+		go s.route(c)
+	}
+}
+
+// route peeks at the first bytes with a deadline, so a silent client can
+// hold a goroutine only briefly.
+func (s *splitListener) route(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReaderSize(c, 4096)
+	head, err := br.Peek(len(http2Preface))
+	_ = c.SetReadDeadline(time.Time{})
+	pc := &peekedConn{Conn: c, r: br}
+	if err == nil && bytes.Equal(head, http2Preface) {
+		s.grpc.deliver(pc)
+		return
+	}
+	if err != nil && len(head) == 0 {
+		c.Close()
+		return
+	}
+	s.http.deliver(pc)
+}
+
+func (s *splitListener) close() {
+	s.closeOnce.Do(func() {
+		s.ln.Close()
+		s.grpc.Close()
+		s.http.Close()
+	})
+}
+
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// chanListener is a net.Listener fed by splitListener.
+type chanListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.closed:
+		c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,218 @@
+// Package membership is the one home of Cadre's cluster membership: the
+// member set, removed IDs, ID derivation, and the single apply path through
+// which every membership change (bootstrap, add, remove, update, promote,
+// publish) passes after raft commits it.
+package membership
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+var (
+	ErrIDRemoved     = errors.New("membership: ID removed")
+	ErrIDExists      = errors.New("membership: ID exists")
+	ErrIDNotFound    = errors.New("membership: ID not found")
+	ErrPeerURLExists = errors.New("membership: peerURL exists")
+)
+
+// Member is one member of the cluster as every member agrees on it.
+type Member struct {
+	ID         uint64   `json:"id"`
+	Name       string   `json:"name,omitempty"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs,omitempty"`
+	IsLearner  bool     `json:"isLearner,omitempty"`
+}
+
+// Started reports whether the member has published its name: a member added
+// at runtime has none until it starts and publishes (etcd's rule).
+func (m *Member) Started() bool { return m.Name != "" }
+
+func (m *Member) clone() *Member {
+	c := *m
+	c.PeerURLs = append([]string(nil), m.PeerURLs...)
+	c.ClientURLs = append([]string(nil), m.ClientURLs...)
+	return &c
+}
+
+// Cluster is the membership state. It is changed only by the apply path
+// (after raft commits) and read by everyone else through copies.
+type Cluster struct {
+	mu      sync.RWMutex
+	id      uint64
+	members map[uint64]*Member
+	removed map[uint64]bool
+}
+
+// New returns an empty cluster with the given ID.
+func New(clusterID uint64) *Cluster {
+	return &Cluster{id: clusterID, members: map[uint64]*Member{}, removed: map[uint64]bool{}}
+}
+
+// ID returns the cluster ID.
+func (c *Cluster) ID() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.id
+}
+
+// Members returns copies of all members sorted by ID.
+func (c *Cluster) Members() []*Member {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*Member, 0, len(c.members))
+	for _, m := range c.members {
+		out = append(out, m.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Member returns a copy of one member, or nil.
+func (c *Cluster) Member(id uint64) *Member {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if m, ok := c.members[id]; ok {
+		return m.clone()
+	}
+	return nil
+}
+
+// IsRemoved reports whether id was removed from the cluster.
+func (c *Cluster) IsRemoved(id uint64) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.removed[id]
+}
+
+// ValidateAdd checks that m may join: its ID is new and not removed, and no
+// peer URL is in use. Used both before proposing and again at apply.
+func (c *Cluster) ValidateAdd(m *Member) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.removed[m.ID] {
+		return ErrIDRemoved
+	}
+	if _, ok := c.members[m.ID]; ok {
+		return ErrIDExists
+	}
+	used := map[string]bool{}
+	for _, o := range c.members {
+		for _, u := range o.PeerURLs {
+			used[u] = true
+		}
+	}
+	for _, u := range m.PeerURLs {
+		if used[u] {
+			return ErrPeerURLExists
+		}
+	}
+	return nil
+}
+
+// Add adds a member (apply path).
+func (c *Cluster) Add(m *Member) error {
+	if err := c.ValidateAdd(m); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members[m.ID] = m.clone()
+	return nil
+}
+
+// Remove removes a member and remembers its ID forever (apply path).
+func (c *Cluster) Remove(id uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed[id] {
+		return ErrIDRemoved
+	}
+	if _, ok := c.members[id]; !ok {
+		return ErrIDNotFound
+	}
+	delete(c.members, id)
+	c.removed[id] = true
+	return nil
+}
+
+// SetAttributes records a member's published name and client URLs.
+func (c *Cluster) SetAttributes(id uint64, name string, clientURLs []string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed[id] {
+		return ErrIDRemoved
+	}
+	m, ok := c.members[id]
+	if !ok {
+		return ErrIDNotFound
+	}
+	m.Name = name
+	m.ClientURLs = append([]string(nil), clientURLs...)
+	return nil
+}
+
+// snapshot is the persisted form, stored in the backend with the data it
+// belongs to and therefore shipped inside every snapshot.
+type snapshot struct {
+	ClusterID uint64    `json:"clusterID"`
+	Members   []*Member `json:"members"`
+	Removed   []uint64  `json:"removed,omitempty"`
+}
+
+// Marshal encodes the whole membership state.
+func (c *Cluster) Marshal() []byte {
+	c.mu.RLock()
+	s := snapshot{ClusterID: c.id}
+	for _, m := range c.members {
+		s.Members = append(s.Members, m.clone())
+	}
+	for id := range c.removed {
+		s.Removed = append(s.Removed, id)
+	}
+	c.mu.RUnlock()
+	sort.Slice(s.Members, func(i, j int) bool { return s.Members[i].ID < s.Members[j].ID })
+	sort.Slice(s.Removed, func(i, j int) bool { return s.Removed[i] < s.Removed[j] })
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("membership: marshal cannot fail: %v", err))
+	}
+	return b
+}
+
+// Unmarshal decodes state written by Marshal.
+func Unmarshal(b []byte) (*Cluster, error) {
+	var s snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("membership: decoding stored membership: %w", err)
+	}
+	c := New(s.ClusterID)
+	for _, m := range s.Members {
+		c.members[m.ID] = m
+	}
+	for _, id := range s.Removed {
+		c.removed[id] = true
+	}
+	return c, nil
+}
+
+// ReplaceWith swaps in the state of o (after a snapshot was installed).
+func (c *Cluster) ReplaceWith(o *Cluster) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.id = o.id
+	c.members = map[uint64]*Member{}
+	for id, m := range o.members {
+		c.members[id] = m.clone()
+	}
+	c.removed = map[uint64]bool{}
+	for id := range o.removed {
+		c.removed[id] = true
+	}
+}

@@ -1,0 +1,233 @@
+package raftnode
+
+import (
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// run is the Ready loop. Its order is the one go.etcd.io/raft documents,
+// and every step's error stops the member rather than acknowledge anything
+// that is not durable.
+func (n *Node) run() {
+	defer close(n.donec)
+	defer n.node.Stop()
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	// Fast-forward to one tick before an election: a fresh or restarted
+	// member need not wait a whole election timeout before it can lead.
+	// PreVote keeps this from disturbing a live leader, whose followers
+	// refuse pre-votes while they hear from it.
+	for i := 0; i < n.cfg.ElectionTicks-1; i++ {
+		n.node.Tick()
+	}
+
+	for {
+		select {
+		case <-ticker.C:
+			n.node.Tick()
+
+		case rd := <-n.node.Ready():
+			if err := n.handleReady(rd); err != nil {
+				n.fail(err)
+				return
+			}
+
+		case index := <-n.snapc:
+			if err := n.snapshot(index); err != nil {
+				n.fail(err)
+				return
+			}
+
+		case <-n.stopc:
+			return
+		}
+	}
+}
+
+func (n *Node) handleReady(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		n.updateLeader(rd.SoftState)
+	}
+	if rd.HardState != nil && rd.HardState.GetTerm() > 0 {
+		n.term.Store(rd.HardState.GetTerm())
+	}
+	for _, rs := range rd.ReadStates {
+		select {
+		case n.readStates <- rs:
+		default:
+			// The reader gave up or is slow; it retries with a new request.
+		}
+	}
+
+	// A leader may send its appends before persisting them (raft thesis
+	// 10.2.1): a quorum still needs its own fsync to commit. Followers must
+	// persist first because their messages acknowledge durable entries.
+	isLeader := n.isLeader.Load()
+	if isLeader {
+		n.send(rd.Messages)
+	}
+
+	// 1. A snapshot from the leader is recorded before the entries that
+	// follow it, so a crash never leaves entries without their base.
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.cfg.Log.SaveSnapshot(rd.Snapshot.GetMetadata()); err != nil {
+			return fmt.Errorf("saving snapshot record at index %d: %w", rd.Snapshot.GetMetadata().GetIndex(), err)
+		}
+	}
+	// 2. HardState and entries: one write, one fsync.
+	if err := n.cfg.Log.Save(rd.HardState, rd.Entries); err != nil {
+		return fmt.Errorf("saving raft hard state and %d entries: %w", len(rd.Entries), err)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.store.ApplySnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("loading received snapshot into raft storage: %w", err)
+		}
+		n.snapMu.Lock()
+		n.snapIndex = rd.Snapshot.GetMetadata().GetIndex()
+		n.confState = rd.Snapshot.GetMetadata().GetConfState()
+		n.snapMu.Unlock()
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.store.SetHardState(rd.HardState); err != nil {
+			return fmt.Errorf("updating raft hard state: %w", err)
+		}
+	}
+	if err := n.store.Append(rd.Entries); err != nil {
+		return fmt.Errorf("appending %d entries to raft storage: %w", len(rd.Entries), err)
+	}
+
+	// 3. Send (followers, now that their entries are durable).
+	if !isLeader {
+		n.send(rd.Messages)
+	}
+
+	// 4. Hand committed work to the applier. Apply runs in its own
+	// goroutine so the next Ready can be persisted meanwhile; only batches
+	// that change raft's configuration (or install a snapshot) are waited
+	// for, because raft must see the new configuration before it goes on.
+	if !raft.IsEmptySnap(rd.Snapshot) || len(rd.CommittedEntries) > 0 {
+		ap := &Apply{Entries: rd.CommittedEntries, done: make(chan struct{})}
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			ap.Snapshot = rd.Snapshot
+		}
+		if n.cfg.Metrics.Committed != nil && len(rd.CommittedEntries) > 0 {
+			n.cfg.Metrics.Committed(len(rd.CommittedEntries))
+		}
+		select {
+		case n.applyc <- ap:
+		case <-n.stopc:
+			return nil
+		}
+		if ap.Snapshot != nil || hasConfChange(rd.CommittedEntries) {
+			select {
+			case <-ap.done:
+			case <-n.stopc:
+				return nil
+			}
+		}
+	}
+
+	// 5. Advance.
+	n.node.Advance()
+	return nil
+}
+
+func hasConfChange(ents []*raftpb.Entry) bool {
+	for _, e := range ents {
+		if e.GetType() == raftpb.EntryConfChange || e.GetType() == raftpb.EntryConfChangeV2 {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) updateLeader(ss *raft.SoftState) {
+	old := n.lead.Swap(ss.Lead)
+	leader := ss.RaftState == raft.StateLeader
+	n.isLeader.Store(leader)
+	if old != ss.Lead {
+		n.lg.Info("leader changed", "leader", fmt.Sprintf("%016x", ss.Lead), "previous-leader", fmt.Sprintf("%016x", old), "is-leader", leader)
+		if n.cfg.Metrics.LeaderChanged != nil {
+			n.cfg.Metrics.LeaderChanged(ss.Lead != raft.None, leader)
+		}
+		if ss.Lead == raft.None {
+			n.failPendingReads(ErrNoLeader)
+		}
+	}
+}
+
+// send hands messages to the transport; snapshots are streamed separately
+// from a consistent copy of the backend.
+func (n *Node) send(msgs []*raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	plain := msgs[:0:0]
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			go n.sendSnapshot(m)
+			continue
+		}
+		plain = append(plain, m)
+	}
+	n.cfg.Transport.Send(plain)
+}
+
+// sendSnapshot streams the backend to a follower. The raft message keeps
+// the metadata of our latest log snapshot; the backend copy is at least as
+// new, and the follower's applier skips entries the copy already contains
+// (it records its applied index inside the data).
+func (n *Node) sendSnapshot(m *raftpb.Message) {
+	body, size, err := n.cfg.Snapshots.OpenSnapshot()
+	if err != nil {
+		n.lg.Warn("cannot open a snapshot to send", "to", fmt.Sprintf("%016x", m.GetTo()), "error", err.Error())
+		n.node.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+		return
+	}
+	n.cfg.Transport.SendSnapshot(m, body, size)
+}
+
+// snapshot records a local snapshot at index and releases the log before
+// it. The backend already holds everything up to index (the applier commits
+// before it reports), so the WAL no longer needs those entries.
+func (n *Node) snapshot(index uint64) error {
+	n.snapMu.Lock()
+	if index <= n.snapIndex {
+		n.snapMu.Unlock()
+		return nil
+	}
+	cs := n.confState
+	n.snapMu.Unlock()
+
+	snap, err := n.store.CreateSnapshot(index, cs, nil)
+	if err == raft.ErrSnapOutOfDate {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating snapshot at %d: %w", index, err)
+	}
+	if err := n.cfg.Log.SaveSnapshot(snap.GetMetadata()); err != nil {
+		return fmt.Errorf("saving snapshot record at %d: %w", index, err)
+	}
+	n.snapMu.Lock()
+	n.snapIndex = index
+	n.snapMu.Unlock()
+	// Keep some entries so a slightly slow follower catches up from the
+	// log instead of needing a whole snapshot.
+	if index > n.cfg.CatchUpEntries {
+		if err := n.store.Compact(index - n.cfg.CatchUpEntries); err != nil && err != raft.ErrCompacted {
+			return fmt.Errorf("compacting raft log to %d: %w", index-n.cfg.CatchUpEntries, err)
+		}
+	}
+	if err := n.cfg.Log.ReleaseTo(index); err != nil {
+		return fmt.Errorf("releasing WAL before %d: %w", index, err)
+	}
+	n.lg.Info("saved snapshot", "index", index, "term", snap.GetMetadata().GetTerm())
+	if n.cfg.Metrics.SnapshotSaved != nil {
+		n.cfg.Metrics.SnapshotSaved(index)
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// ErrNoLeader is returned to reads while there is no leader.
+var ErrNoLeader = errors.New("raftnode: no leader")
+
+// ErrReadTimeout is returned when the leader did not confirm a read in time.
+var ErrReadTimeout = errors.New("raftnode: read index timed out")
+
+// ReadBarrier blocks until this member has applied everything that was
+// committed when the call started, as confirmed by the leader (raft
+// ReadIndex). After it returns, a local read is linearizable. Concurrent
+// callers share one ReadIndex round trip.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	ch := make(chan readResult, 1)
+	n.readMu.Lock()
+	n.readWaiters = append(n.readWaiters, ch)
+	n.readMu.Unlock()
+	select {
+	case n.readc <- struct{}{}:
+	default:
+	}
+	var res readResult
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopc:
+		return ErrStopped
+	}
+	if res.err != nil {
+		return res.err
+	}
+	select {
+	case <-n.applied.Wait(res.index):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopc:
+		return ErrStopped
+	}
+}
+
+// readLoop batches waiting readers: every reader queued before a ReadIndex
+// request is sent is served by that request's answer.
+func (n *Node) readLoop() {
+	for {
+		select {
+		case <-n.readc:
+		case <-n.stopc:
+			n.failPendingReads(ErrStopped)
+			return
+		}
+		n.readMu.Lock()
+		batch := n.readWaiters
+		n.readWaiters = nil
+		n.readMu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		index, err := n.requestReadIndex()
+		for _, ch := range batch {
+			ch <- readResult{index: index, err: err}
+		}
+	}
+}
+
+func (n *Node) failPendingReads(err error) {
+	n.readMu.Lock()
+	batch := n.readWaiters
+	n.readWaiters = nil
+	n.readMu.Unlock()
+	for _, ch := range batch {
+		ch <- readResult{err: err}
+	}
+}
+
+// requestReadIndex sends one ReadIndex and waits for its ReadState. A lost
+// request (leader change) is retried a bounded number of times.
+func (n *Node) requestReadIndex() (uint64, error) {
+	timeout := 2 * n.cfg.TickInterval * time.Duration(n.cfg.ElectionTicks)
+	deadline := time.Now().Add(timeout)
+	for attempt := 0; attempt < 10 && time.Now().Before(deadline); attempt++ {
+		if n.Leader() == 0 {
+			// Wait briefly for an election rather than fail at once.
+			select {
+			case <-time.After(n.cfg.TickInterval):
+				continue
+			case <-n.stopc:
+				return 0, ErrStopped
+			}
+		}
+		id := n.readSeq.Add(1)
+		rctx := make([]byte, 8)
+		binary.BigEndian.PutUint64(rctx, id)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := n.node.ReadIndex(ctx, rctx)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("read index: %w", err)
+		}
+		retry := time.NewTimer(n.cfg.TickInterval * time.Duration(n.cfg.ElectionTicks) / 2)
+	wait:
+		for {
+			select {
+			case rs := <-n.readStates:
+				if bytes.Equal(rs.RequestCtx, rctx) {
+					retry.Stop()
+					return rs.Index, nil
+				}
+				// An answer to an older request that timed out: ignore.
+			case <-retry.C:
+				n.lg.Debug("read index request lost; retrying", slog.Uint64("attempt", uint64(attempt)))
+				break wait
+			case <-n.stopc:
+				retry.Stop()
+				return 0, ErrStopped
+			}
+		}
+	}
+	if n.Leader() == 0 {
+		return 0, ErrNoLeader
+	}
+	return 0, ErrReadTimeout
+}

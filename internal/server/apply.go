@@ -1,0 +1,210 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cadrekv/cadre/internal/membership"
+	"github.com/cadrekv/cadre/internal/raftnode"
+	"github.com/cadrekv/cadre/internal/storage/mvcc"
+)
+
+// result is what a proposer receives once its entry is applied.
+type result struct {
+	resp proto.Message
+	err  error
+}
+
+// applyLoop applies committed batches in log order. It is the only writer
+// of the backend and of the membership.
+func (s *Server) applyLoop() {
+	for {
+		select {
+		case ap := <-s.node.Applyc():
+			if err := s.applyBatch(ap); err != nil {
+				ap.Done()
+				s.fatal(err)
+				return
+			}
+			ap.Done()
+		case <-s.stopping:
+			return
+		}
+	}
+}
+
+func (s *Server) applyBatch(ap *raftnode.Apply) error {
+	if ap.Snapshot != nil {
+		if err := s.installSnapshot(ap.Snapshot); err != nil {
+			return err
+		}
+	}
+	if len(ap.Entries) == 0 {
+		return nil
+	}
+	applied, _ := s.store.Applied()
+	b, err := s.store.Begin()
+	if err != nil {
+		return fmt.Errorf("starting backend transaction: %w", err)
+	}
+	type done struct {
+		id  uint64
+		res result
+	}
+	var (
+		results           []done
+		membershipChanged bool
+	)
+	for _, e := range ap.Entries {
+		// Entries the backend already holds (replayed after a restart, or
+		// contained in an installed snapshot) are skipped, but raft must
+		// still learn about configuration changes among them.
+		fresh := e.GetIndex() > applied
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			if !fresh || len(e.GetData()) == 0 {
+				continue
+			}
+			var r pb.InternalRaftRequest
+			if err := proto.Unmarshal(e.GetData(), &r); err != nil {
+				b.Abort()
+				return fmt.Errorf("decoding committed entry %d: %w", e.GetIndex(), err)
+			}
+			res, changed := s.applyRequest(b, &r)
+			membershipChanged = membershipChanged || changed
+			if id := r.GetHeader().GetID(); id != 0 {
+				results = append(results, done{id, res})
+			}
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+				b.Abort()
+				return fmt.Errorf("decoding conf change at %d: %w", e.GetIndex(), err)
+			}
+			if s.applyConfChange(&cc, fresh) {
+				membershipChanged = true
+			}
+		}
+	}
+	last := ap.Entries[len(ap.Entries)-1]
+	if last.GetIndex() > applied {
+		if membershipChanged {
+			b.SetMeta(metaMembership, s.cluster.Marshal())
+		}
+		b.SetApplied(last.GetIndex(), last.GetTerm())
+		if err := b.Commit(); err != nil {
+			return fmt.Errorf("committing applied entries up to %d to the backend: %w", last.GetIndex(), err)
+		}
+	} else {
+		b.Abort()
+	}
+	// Waiters are released only after the commit, so a reader that follows
+	// an acknowledged write always sees it.
+	for _, d := range results {
+		s.reqs.Trigger(d.id, d.res)
+	}
+	s.metrics.ProposalsApplied.Add(float64(len(ap.Entries)))
+	s.metrics.DBTotalSize.Set(float64(s.store.Size()))
+	s.node.Applied(last.GetIndex())
+	return nil
+}
+
+// applyRequest applies one normal entry inside the batch. It reports
+// whether the membership changed.
+func (s *Server) applyRequest(b *mvcc.Batch, r *pb.InternalRaftRequest) (result, bool) {
+	switch {
+	case r.Put != nil:
+		resp, err := b.Put(r.Put)
+		return result{resp, err}, false
+	case r.DeleteRange != nil:
+		resp, err := b.DeleteRange(r.DeleteRange)
+		return result{resp, err}, false
+	case r.Txn != nil:
+		resp, err := b.Txn(r.Txn)
+		return result{resp, err}, false
+	case r.Compaction != nil:
+		resp, err := b.Compact(r.Compaction.GetRevision())
+		return result{resp, err}, false
+	case r.ClusterMemberAttrSet != nil:
+		a := r.ClusterMemberAttrSet
+		err := s.cluster.SetAttributes(a.GetMember_ID(), a.GetMemberAttributes().GetName(), a.GetMemberAttributes().GetClientUrls())
+		if err != nil {
+			s.lg.Warn("ignoring published attributes", "member", membership.IDString(a.GetMember_ID()), "error", err.Error())
+			return result{nil, err}, false
+		}
+		return result{}, true
+	}
+	return result{nil, fmt.Errorf("unsupported request in committed entry")}, false
+}
+
+// applyConfChange is the single apply path of membership changes. A change
+// that fails validation at apply time is turned into a no-op for raft, as
+// every member reaches the same verdict.
+func (s *Server) applyConfChange(cc *raftpb.ConfChange, fresh bool) bool {
+	changed := false
+	if fresh {
+		if err := s.applyMembership(cc); err != nil {
+			s.lg.Warn("rejected configuration change at apply", "type", cc.GetType().String(), "member", membership.IDString(cc.GetNodeId()), "error", err.Error())
+			cc.NodeId = new(uint64(0))
+		} else {
+			changed = true
+		}
+	}
+	s.node.ApplyConfChange(cc)
+	switch cc.GetType() {
+	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
+		if m := s.cluster.Member(cc.GetNodeId()); m != nil {
+			s.addPeer(m)
+		}
+	case raftpb.ConfChangeRemoveNode:
+		s.removePeer(cc.GetNodeId())
+	}
+	return changed
+}
+
+func (s *Server) applyMembership(cc *raftpb.ConfChange) error {
+	switch cc.GetType() {
+	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+		var m membership.Member
+		if err := json.Unmarshal(cc.GetContext(), &m); err != nil {
+			return fmt.Errorf("decoding member: %w", err)
+		}
+		if m.ID != cc.GetNodeId() {
+			return fmt.Errorf("member ID %016x does not match the change's node ID %016x", m.ID, cc.GetNodeId())
+		}
+		m.IsLearner = cc.GetType() == raftpb.ConfChangeAddLearnerNode
+		return s.cluster.Add(&m)
+	case raftpb.ConfChangeRemoveNode:
+		return s.cluster.Remove(cc.GetNodeId())
+	}
+	return fmt.Errorf("configuration change %s is not supported yet", cc.GetType())
+}
+
+// installSnapshot replaces the backend with the data received from the
+// leader for this snapshot, then reloads what lives in it.
+func (s *Server) installSnapshot(snap *raftpb.Snapshot) error {
+	index := snap.GetMetadata().GetIndex()
+	p := snapPath(s.cfg.DataDir, index)
+	if _, err := os.Stat(p); err != nil {
+		return fmt.Errorf("snapshot %d was accepted by raft but its data %s is missing: %w", index, p, err)
+	}
+	s.lg.Info("installing snapshot from the leader", "index", index)
+	if err := s.store.ReplaceWith(p); err != nil {
+		return fmt.Errorf("installing snapshot %d: %w", index, err)
+	}
+	if err := s.loadMembership(s.ClusterID()); err != nil {
+		return err
+	}
+	for _, m := range s.cluster.Members() {
+		s.addPeer(m)
+	}
+	applied, _ := s.store.Applied()
+	s.lg.Info("installed snapshot", "index", index, "backend-applied-index", applied)
+	s.node.Applied(applied)
+	return nil
+}

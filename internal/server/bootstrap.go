@@ -1,0 +1,314 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cadrekv/cadre/internal/config"
+	"github.com/cadrekv/cadre/internal/membership"
+	"github.com/cadrekv/cadre/internal/metrics"
+	"github.com/cadrekv/cadre/internal/raftnode"
+	"github.com/cadrekv/cadre/internal/storage/mvcc"
+	"github.com/cadrekv/cadre/internal/storage/wal"
+	"github.com/cadrekv/cadre/internal/transport"
+	"github.com/cadrekv/cadre/internal/wait"
+)
+
+// Paths inside a data dir.
+func memberDir(dataDir string) string { return filepath.Join(dataDir, "member") }
+func walDir(dataDir string) string    { return filepath.Join(memberDir(dataDir), "wal") }
+func dbPath(dataDir string) string    { return filepath.Join(memberDir(dataDir), "db") }
+func snapDir(dataDir string) string   { return filepath.Join(memberDir(dataDir), "snap") }
+func snapPath(dataDir string, index uint64) string {
+	return filepath.Join(snapDir(dataDir), fmt.Sprintf("%016x.db", index))
+}
+
+// walMetadata is written once when a member's WAL is created: it binds the
+// data dir to one member of one cluster for ever.
+type walMetadata struct {
+	MemberID  uint64 `json:"memberID"`
+	ClusterID uint64 `json:"clusterID"`
+}
+
+const metaMembership = "membership"
+
+// New bootstraps a member in stages (backend, WAL and membership, transport,
+// raft) and starts it. A stage that fails closes the ones before it.
+// cfg must have been validated: nothing is created on disk before New.
+func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
+	s := &Server{
+		cfg:       cfg,
+		metrics:   metrics.New(),
+		reqs:      wait.NewRegistry(),
+		readyc:    make(chan struct{}),
+		stopping:  make(chan struct{}),
+		done:      make(chan struct{}),
+		peers:     map[uint64]bool{},
+		reqTimout: 5*time.Second + 2*cfg.ElectionTimeout,
+	}
+	haveWAL := wal.Exist(walDir(cfg.DataDir))
+	if !haveWAL && cfg.InitialClusterState == "existing" {
+		return nil, fmt.Errorf("--initial-cluster-state existing: joining a running cluster is not supported by this build yet; start the member with --initial-cluster-state new as part of a new cluster")
+	}
+
+	// Stage 1: backend.
+	if err := os.MkdirAll(snapDir(cfg.DataDir), 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
+	}
+	s.store, err = mvcc.Open(dbPath(cfg.DataDir), mvcc.Options{Logger: lg, OnCommit: s.metrics.ObserveBackendCommit})
+	if err != nil {
+		return nil, fmt.Errorf("opening backend %s: %w", dbPath(cfg.DataDir), err)
+	}
+	defer func() {
+		if err != nil {
+			s.store.Close()
+		}
+	}()
+
+	// Stage 2: WAL and membership.
+	var (
+		ms    = raft.NewMemoryStorage()
+		peers []raft.Peer
+		start raftnode.Config
+	)
+	if haveWAL {
+		err = s.restartFromDisk(ms, &start, lg)
+	} else {
+		peers, err = s.bootstrapNew(lg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.wal.Close()
+		}
+	}()
+	s.lg = lg.With(idAttr("local-member-id", s.id), idAttr("cluster-id", s.ClusterID()))
+	s.reqID.Store(initialRequestID(s.id))
+
+	// Stage 3: transport (its own log lines carry the member ID).
+	s.tr = transport.New(transport.Config{
+		LocalID:   s.id,
+		ClusterID: s.ClusterID(),
+		Raft:      (*peerRaft)(s),
+		Snapshots: (*peerRaft)(s),
+		Logger:    lg.With(idAttr("cluster-id", s.ClusterID())),
+		IsRemoved: s.cluster.IsRemoved,
+		OnRemoved: func() { s.fatal(errRemoved) },
+	})
+
+	// Stage 4: raft.
+	start.ID = s.id
+	start.TickInterval = cfg.HeartbeatInterval
+	start.ElectionTicks = int(cfg.ElectionTimeout / cfg.HeartbeatInterval)
+	start.SnapshotCount = cfg.SnapshotCount
+	start.CatchUpEntries = cfg.SnapshotCatchUpEntries
+	start.Storage = ms
+	start.Log = s.wal
+	start.Transport = s.tr
+	start.Snapshots = (*peerRaft)(s)
+	start.Logger = s.lg
+	start.Metrics = raftnode.Metrics{
+		LeaderChanged: func(has, is bool) {
+			s.metrics.HasLeader.Set(b2f(has))
+			s.metrics.IsLeader.Set(b2f(is))
+			s.metrics.LeaderChanges.Inc()
+		},
+		Committed:     func(n int) { s.metrics.ProposalsCommitted.Add(float64(n)) },
+		SnapshotSaved: func(uint64) { s.metrics.SnapshotsSaved.Inc() },
+	}
+	s.node = raftnode.Start(start, peers)
+
+	// Stage 5: peers and the peer listener, now that raft can take
+	// their messages.
+	for _, m := range s.cluster.Members() {
+		s.addPeer(m)
+	}
+	for _, p := range peers {
+		var m membership.Member
+		if err := json.Unmarshal(p.Context, &m); err == nil {
+			s.addPeer(&m)
+		}
+	}
+	if err = s.listenPeers(); err != nil {
+		s.node.Stop()
+		s.tr.Stop()
+		return nil, err
+	}
+	s.metrics.DBTotalSize.Set(float64(s.store.Size()))
+
+	s.lg.Info("starting member",
+		"name", cfg.Name, "data-dir", cfg.DataDir,
+		"listen-peer-urls", urlStrings(cfg.ListenPeerURLs),
+		"advertise-client-urls", urlStrings(cfg.AdvertiseClientURLs),
+		"initial-advertise-peer-urls", urlStrings(cfg.InitialAdvertisePeerURLs),
+		"restarted", haveWAL)
+	s.start()
+	return s, nil
+}
+
+// bootstrapNew creates the WAL of a member of a new cluster and returns the
+// initial peers; every member derives the same IDs from --initial-cluster.
+func (s *Server) bootstrapNew(lg *slog.Logger) ([]raft.Peer, error) {
+	initial := map[string][]string{}
+	for name, urls := range s.cfg.InitialCluster {
+		initial[name] = urlStrings(urls)
+	}
+	clusterID, members, err := membership.Bootstrap(initial, s.cfg.InitialClusterToken)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.Name == s.cfg.Name {
+			s.id = m.ID
+		}
+	}
+	if s.id == 0 {
+		return nil, fmt.Errorf("--name %q is not in --initial-cluster %q", s.cfg.Name, s.cfg.InitialClusterRaw)
+	}
+	s.clusterID.Store(clusterID)
+	s.cluster = membership.New(clusterID)
+	meta, _ := json.Marshal(walMetadata{MemberID: s.id, ClusterID: clusterID})
+	w, err := wal.Create(walDir(s.cfg.DataDir), meta, wal.Options{Logger: lg, OnFsync: s.metrics.ObserveWALFsync})
+	if err != nil {
+		return nil, fmt.Errorf("creating WAL: %w", err)
+	}
+	s.wal = w
+	peers := make([]raft.Peer, 0, len(members))
+	for _, m := range members {
+		ctx, _ := json.Marshal(m)
+		peers = append(peers, raft.Peer{ID: m.ID, Context: ctx})
+	}
+	return peers, nil
+}
+
+// restartFromDisk reloads a member from its data dir. The initial-* flags
+// no longer matter: the WAL binds the data dir to its member and cluster.
+func (s *Server) restartFromDisk(ms *raft.MemoryStorage, start *raftnode.Config, lg *slog.Logger) error {
+	w, rep, err := wal.Open(walDir(s.cfg.DataDir), wal.Options{Logger: lg, OnFsync: s.metrics.ObserveWALFsync})
+	if err != nil {
+		return fmt.Errorf("opening WAL in %s: %w", walDir(s.cfg.DataDir), err)
+	}
+	s.wal = w
+	var meta walMetadata
+	if err := json.Unmarshal(rep.Metadata, &meta); err != nil || meta.MemberID == 0 {
+		w.Close()
+		return fmt.Errorf("WAL in %s has unreadable metadata (%v); the data dir is damaged: restore it from a snapshot or wipe it and re-add the member", walDir(s.cfg.DataDir), err)
+	}
+	s.id = meta.MemberID
+	s.clusterID.Store(meta.ClusterID)
+	lg.Info("data dir already holds state; ignoring --initial-cluster, --initial-cluster-state and --initial-cluster-token",
+		"data-dir", s.cfg.DataDir, "member-id", membership.IDString(s.id), "cluster-id", membership.IDString(meta.ClusterID))
+
+	var snapIndex uint64
+	if rep.Snapshot != nil {
+		snapIndex = rep.Snapshot.GetIndex()
+	}
+	if applied, _ := s.store.Applied(); applied < snapIndex {
+		// We crashed after recording a snapshot from the leader but before
+		// installing its data: install it now.
+		p := snapPath(s.cfg.DataDir, snapIndex)
+		if _, err := os.Stat(p); err != nil {
+			w.Close()
+			return fmt.Errorf("backend is at index %d but the WAL starts from a snapshot at %d whose data file %s is missing (%v); the data dir is damaged: wipe it and re-add the member", applied, snapIndex, p, err)
+		}
+		if err := s.store.ReplaceWith(p); err != nil {
+			w.Close()
+			return fmt.Errorf("installing snapshot %s: %w", p, err)
+		}
+	}
+	if err := s.loadMembership(meta.ClusterID); err != nil {
+		w.Close()
+		return err
+	}
+
+	if rep.Snapshot != nil {
+		if err := ms.ApplySnapshot(&raftpb.Snapshot{Metadata: rep.Snapshot}); err != nil {
+			w.Close()
+			return fmt.Errorf("loading snapshot record %d: %w", snapIndex, err)
+		}
+		start.ConfState = rep.Snapshot.GetConfState()
+	}
+	if err := ms.SetHardState(rep.HardState); err != nil {
+		w.Close()
+		return fmt.Errorf("loading hard state: %w", err)
+	}
+	if err := ms.Append(rep.Entries); err != nil {
+		w.Close()
+		return fmt.Errorf("loading %d WAL entries: %w", len(rep.Entries), err)
+	}
+	start.Applied, _ = s.store.Applied()
+	start.SnapshotIndex = snapIndex
+	return nil
+}
+
+// loadMembership reads the membership saved with the backend data.
+func (s *Server) loadMembership(clusterID uint64) error {
+	b, err := s.store.Meta(metaMembership)
+	if err != nil {
+		return fmt.Errorf("reading membership from backend: %w", err)
+	}
+	if b == nil {
+		if s.cluster == nil {
+			s.cluster = membership.New(clusterID)
+		} else {
+			s.cluster.ReplaceWith(membership.New(clusterID))
+		}
+		return nil
+	}
+	c, err := membership.Unmarshal(b)
+	if err != nil {
+		return err
+	}
+	if s.cluster == nil {
+		s.cluster = c
+	} else {
+		s.cluster.ReplaceWith(c)
+	}
+	return nil
+}
+
+// listenPeers binds every --listen-peer-urls address and serves the peer
+// API on it.
+func (s *Server) listenPeers() error {
+	mux := http.NewServeMux()
+	mux.Handle("/cadre/peer/", s.tr.Handler())
+	s.registerPeerHandlers(mux)
+	s.peerSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	for _, u := range s.cfg.ListenPeerURLs {
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			for _, l := range s.peerLns {
+				l.Close()
+			}
+			return fmt.Errorf("cannot listen on --listen-peer-urls %s: %w (is another member or process using that port?)", u.String(), err)
+		}
+		s.peerLns = append(s.peerLns, ln)
+	}
+	for _, ln := range s.peerLns {
+		go func(ln net.Listener) {
+			if err := s.peerSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.lg.Warn("peer listener stopped", "address", ln.Addr().String(), "error", err.Error())
+			}
+		}(ln)
+	}
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

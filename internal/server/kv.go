@@ -1,0 +1,141 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cadrekv/cadre/internal/cerr"
+	"github.com/cadrekv/cadre/internal/raftnode"
+)
+
+// Range serves a read: serializable reads from local state, linearizable
+// ones after a ReadIndex barrier confirmed by the leader.
+func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if !r.GetSerializable() {
+		if err := s.linearizableBarrier(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.store.Range(r)
+}
+
+// Put proposes a put through raft and returns its applied result.
+func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.PutResponse), nil
+}
+
+// DeleteRange proposes a delete through raft.
+func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.DeleteRangeResponse), nil
+}
+
+// Txn proposes a transaction through raft.
+func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.TxnResponse), nil
+}
+
+// Compact proposes a compaction through raft.
+func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.CompactionResponse), nil
+}
+
+// propose replicates r and waits until this member has applied it. The
+// waiter is registered before proposing so the result cannot be missed.
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.Message, error) {
+	id := s.nextID()
+	r.Header = &pb.RequestHeader{ID: id}
+	data, err := proto.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding request: %w", err)
+	}
+	if uint(len(data)) > s.cfg.MaxRequestBytes {
+		return nil, cerr.ErrRequestTooLarge
+	}
+	ch := s.reqs.Register(id)
+	ctx, cancel := context.WithTimeout(ctx, s.reqTimout)
+	defer cancel()
+	s.metrics.ProposalsPending.Inc()
+	defer s.metrics.ProposalsPending.Dec()
+
+	if err := s.node.Propose(ctx, data); err != nil {
+		s.reqs.Cancel(id)
+		s.metrics.ProposalsFailed.Inc()
+		return nil, s.proposeError(ctx, err)
+	}
+	select {
+	case x := <-ch:
+		res := x.(result)
+		return res.resp, res.err
+	case <-ctx.Done():
+		s.reqs.Cancel(id)
+		s.metrics.ProposalsFailed.Inc()
+		return nil, s.proposeError(ctx, ctx.Err())
+	case <-s.stopping:
+		s.reqs.Cancel(id)
+		return nil, cerr.ErrStopped
+	}
+}
+
+// proposeError turns a failed proposal into the error a client should see.
+func (s *Server) proposeError(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, raft.ErrProposalDropped):
+		if s.node.Leader() == 0 {
+			return cerr.ErrNoLeader
+		}
+		return cerr.ErrTimeout
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		if s.node.Leader() == 0 {
+			return cerr.ErrNoLeader
+		}
+		return cerr.ErrTimeout
+	case errors.Is(err, raft.ErrStopped):
+		return cerr.ErrStopped
+	}
+	return err
+}
+
+// linearizableBarrier waits until local state includes every write
+// committed before the call.
+func (s *Server) linearizableBarrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.reqTimout)
+	defer cancel()
+	err := s.node.ReadBarrier(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raftnode.ErrNoLeader):
+		return cerr.ErrNoLeader
+	case errors.Is(err, raftnode.ErrReadTimeout), errors.Is(err, context.DeadlineExceeded):
+		if s.node.Leader() == 0 {
+			return cerr.ErrNoLeader
+		}
+		return cerr.ErrTimeout
+	case errors.Is(err, raftnode.ErrStopped):
+		return cerr.ErrStopped
+	}
+	return err
+}

@@ -1,0 +1,192 @@
+// Package server runs one Cadre member: it bootstraps storage and raft in
+// stages, applies committed entries to the MVCC store and the membership,
+// and offers the operations the API layer serves. It does not know gRPC.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cadrekv/cadre/internal/config"
+	"github.com/cadrekv/cadre/internal/membership"
+	"github.com/cadrekv/cadre/internal/metrics"
+	"github.com/cadrekv/cadre/internal/raftnode"
+	"github.com/cadrekv/cadre/internal/storage/mvcc"
+	"github.com/cadrekv/cadre/internal/storage/wal"
+	"github.com/cadrekv/cadre/internal/transport"
+	"github.com/cadrekv/cadre/internal/wait"
+)
+
+// Version is the etcd API version Cadre implements; clients and tools
+// that check the server version see a 3.7 server.
+const Version = "3.7.3"
+
+// ClusterVersion is reported as etcd's cluster version.
+const ClusterVersion = "3.7.0"
+
+// CadreVersion is Cadre's own release.
+const CadreVersion = "0.1.0"
+
+// Server is one running member.
+type Server struct {
+	cfg     *config.Config
+	lg      *slog.Logger
+	metrics *metrics.Metrics
+
+	id        uint64
+	clusterID atomic.Uint64
+	cluster   *membership.Cluster
+
+	wal   *wal.WAL
+	store *mvcc.Store
+	node  *raftnode.Node
+	tr    *transport.Transport
+
+	peerSrv   *http.Server
+	peerLns   []net.Listener
+	reqs      *wait.Registry
+	reqID     atomic.Uint64
+	reqTimout time.Duration
+
+	readyc    chan struct{} // closed once this member's attributes are published
+	stopping  chan struct{}
+	done      chan struct{}
+	stopOnce  sync.Once
+	fatalOnce sync.Once
+	err       error // why the member stopped (nil for a clean stop)
+
+	peersMu sync.Mutex
+	peers   map[uint64]bool // peers known to the transport
+}
+
+// ID returns this member's ID.
+func (s *Server) ID() uint64 { return s.id }
+
+// ClusterID returns the cluster ID.
+func (s *Server) ClusterID() uint64 { return s.clusterID.Load() }
+
+// Logger returns the member's logger (with member and cluster IDs).
+func (s *Server) Logger() *slog.Logger { return s.lg }
+
+// Metrics returns the member's metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Ready is closed once the member published itself and may serve clients.
+func (s *Server) Ready() <-chan struct{} { return s.readyc }
+
+// Done is closed once the member has stopped; Err then says why.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err returns the reason the member stopped, nil after a clean stop.
+func (s *Server) Err() error { return s.err }
+
+// Term returns the current raft term.
+func (s *Server) Term() uint64 { return s.node.Term() }
+
+// Leader returns the current leader's ID, 0 if none.
+func (s *Server) Leader() uint64 { return s.node.Leader() }
+
+// start launches the loops once bootstrap has built every part.
+func (s *Server) start() {
+	go s.applyLoop()
+	go s.watchFatal()
+	go s.publish()
+}
+
+// watchFatal stops the member when raft reports a fatal error.
+func (s *Server) watchFatal() {
+	select {
+	case err := <-s.node.Errc():
+		s.fatal(err)
+	case <-s.stopping:
+	}
+}
+
+// fatal stops the member because continuing could acknowledge something
+// that is not durable or not agreed.
+func (s *Server) fatal(err error) {
+	s.fatalOnce.Do(func() {
+		s.lg.Error("stopping the member after a fatal error", "error", err.Error())
+		s.err = err
+		go s.shutdown(false)
+	})
+}
+
+// Stop stops the member gracefully: a leader first hands leadership to the
+// most caught-up voter so the cluster does not wait an election timeout.
+func (s *Server) Stop() {
+	s.shutdown(true)
+	<-s.done
+}
+
+func (s *Server) shutdown(graceful bool) {
+	s.stopOnce.Do(func() {
+		if graceful {
+			s.transferLeadershipOnStop()
+		}
+		close(s.stopping)
+		s.node.Stop()
+		s.tr.Stop()
+		if s.peerSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = s.peerSrv.Shutdown(ctx)
+			cancel()
+		}
+		if err := s.wal.Close(); err != nil {
+			s.lg.Warn("closing WAL", "error", err.Error())
+		}
+		if err := s.store.Close(); err != nil {
+			s.lg.Warn("closing backend", "error", err.Error())
+		}
+		s.lg.Info("stopped member")
+		close(s.done)
+	})
+}
+
+// transferLeadershipOnStop moves leadership to the voter whose log is the
+// most complete, bounded by an election timeout.
+func (s *Server) transferLeadershipOnStop() {
+	if !s.node.IsLeader() {
+		return
+	}
+	st := s.node.Status()
+	var target, best uint64
+	for id, pr := range st.Progress {
+		if id == s.id || pr.IsLearner {
+			continue
+		}
+		if target == 0 || pr.Match > best {
+			target, best = id, pr.Match
+		}
+	}
+	if target == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ElectionTimeout*2)
+	defer cancel()
+	start := time.Now()
+	if err := s.node.TransferLeadership(ctx, target); err != nil {
+		s.lg.Warn("leadership transfer on stop failed; stopping anyway", "transferee", membership.IDString(target), "error", err.Error())
+		return
+	}
+	s.lg.Info("transferred leadership before stopping", "transferee", membership.IDString(target), "took", time.Since(start).String())
+}
+
+// nextID returns a request ID unique across the cluster: the member ID's
+// low bits keep members apart, the counter keeps requests apart.
+func (s *Server) nextID() uint64 { return s.reqID.Add(1) }
+
+func initialRequestID(memberID uint64) uint64 {
+	return (memberID&0xffff)<<48 | (uint64(time.Now().UnixMilli())&0xffffffffff)<<8
+}
+
+var errRemoved = errors.New("the member has been permanently removed from the cluster")
+
+func idAttr(key string, id uint64) slog.Attr { return slog.String(key, fmt.Sprintf("%016x", id)) }

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
+
+	"github.com/cadrekv/cadre/internal/membership"
+)
+
+// Status describes this member for Maintenance.Status. It answers without
+// a leader, so operators can inspect a cluster that lost its quorum.
+func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
+	st := s.node.Status()
+	applied, _ := s.store.Applied()
+	// etcd reports the committed index as the raft index.
+	lastIndex := st.HardState.GetCommit()
+	resp := &pb.StatusResponse{
+		Version:          Version,
+		DbSize:           s.store.Size(),
+		DbSizeInUse:      s.store.SizeInUse(),
+		Leader:           st.Lead,
+		RaftIndex:        lastIndex,
+		RaftTerm:         st.HardState.GetTerm(),
+		RaftAppliedIndex: applied,
+		IsLearner:        s.isLearner(),
+		StorageVersion:   "3.6.0",
+		DbSizeQuota:      s.quota(),
+	}
+	if resp.Leader == 0 {
+		resp.Errors = append(resp.Errors, "etcdserver: no leader")
+	}
+	return resp, nil
+}
+
+func (s *Server) quota() int64 {
+	if s.cfg.QuotaBackendBytes > 0 {
+		return s.cfg.QuotaBackendBytes
+	}
+	return 2 << 30
+}
+
+func (s *Server) isLearner() bool {
+	if m := s.cluster.Member(s.id); m != nil {
+		return m.IsLearner
+	}
+	return false
+}
+
+// MemberList returns the members; a linearizable list first waits for a
+// ReadIndex barrier so it reflects every committed change.
+func (s *Server) MemberList(ctx context.Context, linearizable bool) ([]*pb.Member, error) {
+	if linearizable {
+		if err := s.linearizableBarrier(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ms := s.cluster.Members()
+	out := make([]*pb.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return out, nil
+}
+
+// Header returns the response header fields that describe this member.
+func (s *Server) Header(rev int64) *pb.ResponseHeader {
+	if rev == 0 {
+		rev, _ = s.store.Rev()
+	}
+	return &pb.ResponseHeader{ClusterId: s.ClusterID(), MemberId: s.id, Revision: rev, RaftTerm: s.node.Term()}
+}
+
+// publish proposes this member's name and client URLs until it commits,
+// then marks the member ready: clients are served only by a member the
+// cluster knows under its current client URLs.
+func (s *Server) publish() {
+	attrs := &membershippb.ClusterMemberAttrSetRequest{
+		Member_ID: s.id,
+		MemberAttributes: &membershippb.Attributes{
+			Name:       s.cfg.Name,
+			ClientUrls: urlStrings(s.cfg.AdvertiseClientURLs),
+		},
+	}
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), s.reqTimout)
+		_, err := s.propose(ctx, &pb.InternalRaftRequest{ClusterMemberAttrSet: attrs})
+		cancel()
+		if err == nil {
+			s.lg.Info("published local member to cluster through raft", "name", s.cfg.Name,
+				"client-urls", attrs.MemberAttributes.ClientUrls, "member-id", membership.IDString(s.id))
+			close(s.readyc)
+			return
+		}
+		if s.cluster.IsRemoved(s.id) {
+			s.fatal(errRemoved)
+			return
+		}
+		s.lg.Warn("failed to publish local member to cluster through raft; retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-s.stopping:
+			return
+		case <-time.After(s.cfg.HeartbeatInterval):
+		}
+	}
+}

@@ -1,0 +1,411 @@
+package mvcc
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// Batch is one bbolt read-write transaction applying a batch of committed
+// raft entries. Its operations see each other's writes; readers of the Store
+// see none of them until Commit returns. A Batch is used by one goroutine.
+//
+// An operation that returns an error changed nothing, except for I/O or
+// corruption errors, which poison the Batch: Commit then refuses and rolls
+// back, and the caller should stop (the state machine can no longer follow
+// the log).
+type Batch struct {
+	s                 *Store
+	tx                *bolt.Tx
+	kvb, mvccb, metab *bolt.Bucket
+	tree              *index // copy-on-write clone of the published index
+	gen               uint64 // keyIndexes with this gen belong to this Batch
+	rev, compacted    int64
+	sub               int64 // writes made by the current operation so far
+
+	appliedSet                bool
+	appliedIndex, appliedTerm uint64
+
+	// arena holds every key and value handed to bbolt: bbolt keeps
+	// references to them until the transaction ends, so they cannot live in
+	// reused scratch space, and one growing buffer saves an allocation each.
+	arena []byte
+	probe keyIndex
+	kbuf  [revKeyLen + 1]byte
+	err   error
+	done  bool
+}
+
+// Begin starts a Batch. Only one Batch may be open at a time.
+func (s *Store) Begin() (*Batch, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s.batch != nil {
+		s.mu.Unlock()
+		return nil, ErrBatchOpen
+	}
+	s.gen++
+	// Clone under the write lock: btree.Clone must not overlap readers.
+	b := &Batch{s: s, tree: s.tree.Clone(), gen: s.gen, rev: s.rev, compacted: s.compacted, arena: s.arena[:0]}
+	s.arena = nil
+	s.batch = b
+	db := s.db
+	s.mu.Unlock()
+
+	tx, err := db.Begin(true)
+	if err != nil {
+		s.mu.Lock()
+		s.batch = nil
+		s.mu.Unlock()
+		b.done = true
+		return nil, fmt.Errorf("mvcc: begin write transaction: %w", err)
+	}
+	b.tx = tx
+	b.kvb, b.mvccb, b.metab = tx.Bucket(bucketKV), tx.Bucket(bucketMVCC), tx.Bucket(bucketMeta)
+	b.kvb.FillPercent = 0.9 // kv keys only ever grow: pack pages fuller
+	return b, nil
+}
+
+func (b *Batch) usable() error {
+	if b.done {
+		return ErrBatchDone
+	}
+	if b.err != nil {
+		return fmt.Errorf("mvcc: batch failed earlier: %w", b.err)
+	}
+	return nil
+}
+
+// fail poisons the batch after an error that may have left partial writes.
+func (b *Batch) fail(err error) error {
+	if b.err == nil {
+		b.err = err
+	}
+	return err
+}
+
+// readRev is the revision reads inside the current operation see: the
+// operation's own revision once it has written something.
+func (b *Batch) readRev() int64 {
+	if b.sub > 0 {
+		return b.rev + 1
+	}
+	return b.rev
+}
+
+// endOp closes a top-level operation: it took a new revision iff it wrote.
+func (b *Batch) endOp() {
+	if b.sub > 0 {
+		b.rev++
+		b.sub = 0
+	}
+}
+
+// Rev returns the batch's current revision (including its own writes).
+func (b *Batch) Rev() int64 { return b.rev }
+
+func (b *Batch) lookup(key []byte) *keyIndex {
+	b.probe.key = key
+	ki, _ := b.tree.Get(&b.probe)
+	b.probe.key = nil
+	return ki
+}
+
+// get reads the live write at r from the batch's transaction.
+func (b *Batch) get(r revision) (*mvccpb.KeyValue, error) {
+	kv, err := getKV(b.kvb, b.kbuf[:0], r, true)
+	if err != nil {
+		// The index says r exists: a miss inside the writer is corruption.
+		return nil, b.fail(fmt.Errorf("%w: %w", ErrCorrupt, err))
+	}
+	return kv, nil
+}
+
+// write stores one write of key (a tombstone when tomb) at the current
+// operation's revision and updates the index; ki is key's index or nil.
+func (b *Batch) write(ki *keyIndex, key, value []byte, lease int64, tomb bool) error {
+	r := revision{main: b.rev + 1, sub: b.sub}
+	start := len(b.arena)
+	b.arena = appendRevKey(b.arena, r, tomb)
+	k := b.arena[start:len(b.arena):len(b.arena)]
+	create, ver := r.main, int64(1)
+	if ki != nil && ki.live() {
+		create, ver = ki.create, ki.ver+1
+	}
+	start = len(b.arena)
+	if tomb {
+		b.arena = appendKV(b.arena, key, 0, r.main, 0, nil, 0)
+	} else {
+		b.arena = appendKV(b.arena, key, create, r.main, ver, value, lease)
+	}
+	if err := b.kvb.Put(k, b.arena[start:len(b.arena):len(b.arena)]); err != nil {
+		return b.fail(fmt.Errorf("mvcc: write revision %d/%d: %w", r.main, r.sub, err))
+	}
+	b.sub++
+	switch {
+	case ki == nil:
+		ki = &keyIndex{key: bytes.Clone(key), revs: make([]revEntry, 0, 2), gen: b.gen}
+		b.tree.ReplaceOrInsert(ki)
+	case ki.gen != b.gen:
+		ki = ki.clone(b.gen)
+		b.tree.ReplaceOrInsert(ki)
+	}
+	ki.revs = append(ki.revs, revEntry{revision: r, tomb: tomb})
+	if tomb {
+		ki.create, ki.ver = 0, 0
+	} else {
+		ki.create, ki.ver = create, ver
+	}
+	return nil
+}
+
+// Range reads like Store.Range but sees this batch's writes.
+func (b *Batch) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if err := b.usable(); err != nil {
+		return nil, err
+	}
+	return b.rangeReq(req)
+}
+
+func (b *Batch) rangeReq(req *pb.RangeRequest) (*pb.RangeResponse, error) {
+	plan, err := planRange(b.tree, &b.probe, b.readRev(), b.compacted, req)
+	if err != nil {
+		return nil, err
+	}
+	return finishRange(b.kvb, plan, req)
+}
+
+// Put writes one key at a new revision.
+func (b *Batch) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
+	if err := b.usable(); err != nil {
+		return nil, err
+	}
+	resp, err := b.put(req)
+	b.endOp()
+	return resp, err
+}
+
+func (b *Batch) put(req *pb.PutRequest) (*pb.PutResponse, error) {
+	ki := b.lookup(req.Key)
+	val, lease := req.Value, req.Lease
+	var prev *mvccpb.KeyValue
+	if req.PrevKv || req.IgnoreValue || req.IgnoreLease {
+		if ki != nil && ki.live() {
+			var err error
+			if prev, err = b.get(ki.last().revision); err != nil {
+				return nil, err
+			}
+		}
+		if (req.IgnoreValue || req.IgnoreLease) && prev == nil {
+			return nil, fmt.Errorf("%w: ignore_value/ignore_lease need an existing key, %q does not exist", ErrKeyNotFound, req.Key)
+		}
+		if req.IgnoreValue {
+			val = prev.Value
+		}
+		if req.IgnoreLease {
+			lease = prev.Lease
+		}
+	}
+	if err := b.write(ki, req.Key, val, lease, false); err != nil {
+		return nil, err
+	}
+	resp := &pb.PutResponse{Header: &pb.ResponseHeader{Revision: b.rev + 1}}
+	if req.PrevKv {
+		resp.PrevKv = prev
+	}
+	return resp, nil
+}
+
+// DeleteRange deletes every live key in [key, range_end); it takes a new
+// revision only if it deleted something.
+func (b *Batch) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	if err := b.usable(); err != nil {
+		return nil, err
+	}
+	resp, err := b.deleteRange(req)
+	b.endOp()
+	return resp, err
+}
+
+func (b *Batch) deleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	var victims []*keyIndex
+	// Collect first: the tree must not change while it is being iterated.
+	visit(b.tree, &b.probe, req.Key, req.RangeEnd, func(ki *keyIndex) bool {
+		if ki.live() {
+			victims = append(victims, ki)
+		}
+		return true
+	})
+	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{}, Deleted: int64(len(victims))}
+	if req.PrevKv {
+		resp.PrevKvs = make([]*mvccpb.KeyValue, 0, len(victims))
+		for _, ki := range victims {
+			kv, err := b.get(ki.last().revision)
+			if err != nil {
+				return nil, err
+			}
+			resp.PrevKvs = append(resp.PrevKvs, kv)
+		}
+	}
+	for _, ki := range victims {
+		if err := b.write(ki, ki.key, nil, 0, true); err != nil {
+			return nil, err
+		}
+	}
+	resp.Header.Revision = b.readRev()
+	return resp, nil
+}
+
+// Compact removes history older than rev: for each key it keeps the newest
+// write at or below rev unless that write is a deletion, and everything
+// newer. The compacted revision is saved in the same transaction.
+func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
+	if err := b.usable(); err != nil {
+		return nil, err
+	}
+	if rev <= b.compacted {
+		return nil, fmt.Errorf("%w: requested %d, already compacted at %d", ErrCompacted, rev, b.compacted)
+	}
+	if rev > b.rev {
+		return nil, fmt.Errorf("%w: requested %d, current %d", ErrFutureRev, rev, b.rev)
+	}
+	start := time.Now()
+	type change struct {
+		ki   *keyIndex
+		drop int
+	}
+	var changes []change
+	b.tree.Ascend(func(ki *keyIndex) bool {
+		if n := ki.compactDrop(rev); n > 0 {
+			changes = append(changes, change{ki, n})
+		}
+		return true
+	})
+	removed := 0
+	for _, c := range changes {
+		for _, e := range c.ki.revs[:c.drop] {
+			if err := b.kvb.Delete(appendRevKey(b.kbuf[:0], e.revision, e.tomb)); err != nil {
+				return nil, b.fail(fmt.Errorf("mvcc: compact: delete revision %d/%d: %w", e.main, e.sub, err))
+			}
+		}
+		removed += c.drop
+		if c.drop == len(c.ki.revs) {
+			b.tree.Delete(c.ki)
+			continue
+		}
+		b.tree.ReplaceOrInsert(&keyIndex{key: c.ki.key, revs: slices.Clone(c.ki.revs[c.drop:]),
+			create: c.ki.create, ver: c.ki.ver, gen: b.gen})
+	}
+	if err := putUint(b.mvccb, keyCompactedRev, uint64(rev)); err != nil {
+		return nil, b.fail(fmt.Errorf("mvcc: compact: save compacted revision: %w", err))
+	}
+	b.compacted = rev
+	b.s.log.Info("mvcc compacted", "revision", rev, "removed-revisions", removed, "took", time.Since(start))
+	return &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: b.rev}}, nil
+}
+
+// SetMeta stores value under key in the meta bucket, in this transaction;
+// a nil value deletes the key.
+func (b *Batch) SetMeta(key string, value []byte) {
+	if b.usable() != nil {
+		return
+	}
+	var err error
+	if value == nil {
+		err = b.metab.Delete([]byte(key))
+	} else {
+		err = b.metab.Put([]byte(key), bytes.Clone(value))
+	}
+	if err != nil {
+		b.fail(fmt.Errorf("mvcc: set meta %q: %w", key, err))
+	}
+}
+
+// Meta reads a meta value as this batch sees it (nil if absent).
+func (b *Batch) Meta(key string) []byte {
+	if b.usable() != nil {
+		return nil
+	}
+	return bytes.Clone(b.metab.Get([]byte(key)))
+}
+
+// SetApplied records the raft index and term this batch brings the store
+// to; they are saved in the same transaction as the data.
+func (b *Batch) SetApplied(index, term uint64) {
+	b.appliedSet, b.appliedIndex, b.appliedTerm = true, index, term
+}
+
+// Commit commits the transaction (bbolt fsyncs) and then publishes the new
+// index, revision and applied index to readers at once.
+func (b *Batch) Commit() error {
+	if b.done {
+		return ErrBatchDone
+	}
+	if b.err != nil {
+		b.Abort()
+		return fmt.Errorf("mvcc: batch rolled back after an earlier failure: %w", b.err)
+	}
+	if b.appliedSet {
+		if err := putUint(b.mvccb, keyAppliedIndex, b.appliedIndex); err != nil {
+			b.Abort()
+			return fmt.Errorf("mvcc: save applied index: %w", err)
+		}
+		if err := putUint(b.mvccb, keyAppliedTerm, b.appliedTerm); err != nil {
+			b.Abort()
+			return fmt.Errorf("mvcc: save applied term: %w", err)
+		}
+	}
+	start := time.Now()
+	err := b.tx.Commit() // on error bbolt has rolled back
+	took := time.Since(start)
+
+	s := b.s
+	s.mu.Lock()
+	if err == nil {
+		s.tree, s.rev, s.compacted = b.tree, b.rev, b.compacted
+		if b.appliedSet {
+			s.appliedIndex, s.appliedTerm = b.appliedIndex, b.appliedTerm
+		}
+	}
+	b.release()
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("mvcc: commit: %w", err)
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(took)
+	}
+	return nil
+}
+
+// Abort rolls the batch back; nothing it did becomes visible.
+func (b *Batch) Abort() {
+	if b.done {
+		return
+	}
+	_ = b.tx.Rollback()
+	b.s.mu.Lock()
+	b.release()
+	b.s.mu.Unlock()
+}
+
+// release ends the batch; the caller holds s.mu. The transaction is over, so
+// bbolt no longer references the arena and the next batch may reuse it.
+func (b *Batch) release() {
+	b.done = true
+	if b.s.batch == b {
+		b.s.batch = nil
+		if cap(b.arena) <= maxArenaReuse {
+			b.s.arena = b.arena[:0]
+		}
+	}
+	b.arena, b.tree = nil, nil
+}

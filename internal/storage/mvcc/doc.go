@@ -1,0 +1,38 @@
+// Package mvcc is Cadre's multi-version key-value state machine: etcd v3
+// revision semantics (Range, Put, DeleteRange, Txn, Compact) on a bbolt file,
+// operating directly on the etcd wire types. It knows nothing about raft; the
+// caller applies each batch of committed entries in one Batch, which is one
+// bbolt read-write transaction, and saves the applied raft index in it.
+//
+// # Revisions
+//
+// The store starts at revision 1. Every Put, every DeleteRange that deleted
+// something, and every Txn whose executed branch wrote something takes the
+// next main revision; the writes inside one such operation are ordered by a
+// sub revision starting at 0.
+//
+// # On-disk format (bbolt buckets)
+//
+//	kv    history of every key, ordered by revision:
+//	      key   = 8-byte big-endian main rev ++ 8-byte big-endian sub rev
+//	              ++ optional 't' (1 byte) marking a tombstone (deletion)
+//	      value = protobuf mvccpb.KeyValue; a tombstone holds only Key and
+//	              ModRevision (the deletion revision)
+//	mvcc  store bookkeeping, each an 8-byte big-endian integer:
+//	      "applied_index", "applied_term" (raft position covered by this file),
+//	      "compacted_rev" (history older than it is gone)
+//	meta  opaque values the server stores with SetMeta (cluster ID,
+//	      membership, conf state, ...)
+//
+// The current revision is not stored: it is the larger of the newest kv
+// revision and the compacted revision, recomputed on open together with the
+// in-memory index (key -> its revisions), which is rebuilt from a full scan
+// of kv. Because kv is revision-ordered, a watcher can replay history from
+// any revision >= the compacted revision with one cursor scan.
+//
+// # Concurrency
+//
+// Reads run concurrently with an open Batch and see only committed state: a
+// Batch edits a copy-on-write clone of the index and publishes it, with the
+// new revision and applied index, only after the bbolt commit succeeded.
+package mvcc
