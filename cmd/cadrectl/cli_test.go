@@ -7,12 +7,14 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cadrekv/cadre/tests/framework"
 )
 
 func TestMain(m *testing.M) {
 	// main() turns on command abbreviations; the tests run the CLI in-process.
 	cobra.EnablePrefixMatching = true
-	os.Exit(m.Run())
+	os.Exit(framework.Main(m))
 }
 
 // result is what one CLI invocation produced.

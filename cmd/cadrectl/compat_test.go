@@ -4,13 +4,12 @@ package main
 // process) and with cadrectl (in-process) against one server must print the
 // same stdout, the same "Error:" lines and exit with the same code.
 //
-// They run only when both binaries are given:
+// By default the server is Cadre built from this module and etcdctl is
+// v3.7.3 built from the Go module proxy (tests/framework). To check the
+// comparison itself against the real etcd:
 //
-//	CADRECTL_TEST_ETCD=/tmp/etcdtools/bin/etcd \
-//	CADRECTL_TEST_ETCDCTL=/tmp/etcdtools/bin/etcdctl \
+//	CADRECTL_TEST_ETCD=/path/to/etcd CADRECTL_TEST_ETCDCTL=/path/to/etcdctl \
 //	go test ./cmd/cadrectl/ -run Compat -v
-//
-// CADRECTL_TEST_ETCD may point at any server that takes etcd's flags (Cadre).
 
 import (
 	"bytes"
@@ -27,6 +26,10 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cadrekv/cadre/tests/framework"
 	"go.uber.org/zap"
 )
 
@@ -167,6 +170,11 @@ func TestCompatWithEtcdctl(t *testing.T) {
 		prepare: func(t *testing.T, cli *clientv3.Client) []string {
 			resetKey("w1", "")(t, cli)
 			lease, err := cli.Grant(t.Context(), 60)
+			if status.Code(err) == codes.Unimplemented {
+				// Cadre's lease service is issue 4; until it lands this
+				// case has nothing to compare.
+				t.Skip("server has no lease service yet")
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,9 +239,14 @@ type compatServer struct {
 }
 
 func startCompatServer(t *testing.T) *compatServer {
+	// By default both tools are compared against Cadre itself, built from
+	// this module, with the real etcdctl built from the Go module proxy.
 	etcd, etcdctl := os.Getenv("CADRECTL_TEST_ETCD"), os.Getenv("CADRECTL_TEST_ETCDCTL")
-	if etcd == "" || etcdctl == "" {
-		t.Skip("set CADRECTL_TEST_ETCD and CADRECTL_TEST_ETCDCTL to compare with etcdctl")
+	if etcd == "" {
+		etcd = framework.Server(t)
+	}
+	if etcdctl == "" {
+		etcdctl = framework.Etcdctl(t)
 	}
 	clientURL := "http://" + freeAddr(t)
 	peerURL := "http://" + freeAddr(t)
