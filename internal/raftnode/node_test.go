@@ -1,0 +1,221 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cadrekv/cadre/internal/logutil"
+)
+
+// memLog is a Log that keeps records in memory and can be told to fail.
+type memLog struct {
+	mu      sync.Mutex
+	saves   int
+	failOn  func(ents []*raftpb.Entry) bool
+	entries []*raftpb.Entry
+	snaps   []uint64
+}
+
+var errDisk = errors.New("injected fsync failure")
+
+func (l *memLog) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.saves++
+	if l.failOn != nil && l.failOn(ents) {
+		return errDisk
+	}
+	l.entries = append(l.entries, ents...)
+	return nil
+}
+
+func (l *memLog) SaveSnapshot(meta *raftpb.SnapshotMetadata) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.snaps = append(l.snaps, meta.GetIndex())
+	return nil
+}
+
+func (l *memLog) ReleaseTo(uint64) error { return nil }
+
+type nopTransport struct{}
+
+func (nopTransport) Send([]*raftpb.Message)                             {}
+func (nopTransport) SendSnapshot(*raftpb.Message, io.ReadCloser, int64) {}
+
+func startSingle(t *testing.T, log *memLog, snapCount uint64) *Node {
+	t.Helper()
+	n := Start(Config{
+		ID:             1,
+		TickInterval:   10 * time.Millisecond,
+		ElectionTicks:  10,
+		SnapshotCount:  snapCount,
+		CatchUpEntries: 5,
+		Storage:        raft.NewMemoryStorage(),
+		Log:            log,
+		Transport:      nopTransport{},
+		Logger:         logutil.Discard(),
+	}, []raft.Peer{{ID: 1}})
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// applier applies batches like the server would: conf changes to raft,
+// and reports the applied index. It records normal entries' data.
+func applier(t *testing.T, n *Node) (got func() [][]byte) {
+	var mu sync.Mutex
+	var data [][]byte
+	go func() {
+		for {
+			select {
+			case ap := <-n.Applyc():
+				var last uint64
+				for _, e := range ap.Entries {
+					last = e.GetIndex()
+					switch e.GetType() {
+					case raftpb.EntryConfChange:
+						var cc raftpb.ConfChange
+						if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+							n.ApplyConfChange(&cc)
+						}
+					case raftpb.EntryNormal:
+						if len(e.GetData()) > 0 {
+							mu.Lock()
+							data = append(data, e.GetData())
+							mu.Unlock()
+						}
+					}
+				}
+				ap.Done()
+				if last > 0 {
+					n.Applied(last)
+				}
+			case <-n.Done():
+				return
+			}
+		}
+	}()
+	return func() [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([][]byte(nil), data...)
+	}
+}
+
+func waitLeader(t *testing.T, n *Node) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !n.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestProposeApplyAndReadBarrier(t *testing.T) {
+	log := &memLog{}
+	n := startSingle(t, log, 1000)
+	got := applier(t, n)
+	waitLeader(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Propose(ctx, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ReadBarrier(ctx); err != nil {
+		t.Fatalf("read barrier: %v", err)
+	}
+	// The barrier waited for the apply of everything committed before it.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d := got(); len(d) != 1 || !bytes.Equal(d[0], []byte("hello")) {
+		t.Fatalf("applied %q, want [hello]", d)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	var persisted bool
+	for _, e := range log.entries {
+		persisted = persisted || bytes.Equal(e.GetData(), []byte("hello"))
+	}
+	if !persisted {
+		t.Fatal("an applied entry was never written to the log")
+	}
+}
+
+// A failed WAL write must stop the member before the entry it covers is
+// applied (and so acknowledged).
+func TestFailedSaveStopsWithoutApplying(t *testing.T) {
+	log := &memLog{failOn: func(ents []*raftpb.Entry) bool {
+		for _, e := range ents {
+			if bytes.Equal(e.GetData(), []byte("doomed")) {
+				return true
+			}
+		}
+		return false
+	}}
+	n := startSingle(t, log, 1000)
+	got := applier(t, n)
+	waitLeader(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Propose(ctx, []byte("doomed")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-n.Errc():
+		if !errors.Is(err, errDisk) {
+			t.Fatalf("fatal error %v does not wrap the disk error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a failed save did not stop the loop")
+	}
+	select {
+	case <-n.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("loop still running after a fatal error")
+	}
+	for _, d := range got() {
+		if bytes.Equal(d, []byte("doomed")) {
+			t.Fatal("an entry whose save failed was applied")
+		}
+	}
+}
+
+func TestSnapshotEverySnapshotCount(t *testing.T) {
+	log := &memLog{}
+	n := startSingle(t, log, 10)
+	applier(t, n)
+	waitLeader(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 0; i < 25; i++ {
+		if err := n.Propose(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log.mu.Lock()
+		k := len(log.snaps)
+		log.mu.Unlock()
+		if k >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d snapshots after 25+ entries with snapshot-count 10, want >= 2", k)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
