@@ -22,6 +22,7 @@ const (
 	exitOK        = 0
 	exitFailure   = 1 // the member failed at start or while running
 	exitBadConfig = 2 // invalid flags or environment: nothing was created
+	exitRemoved   = 3 // the member was removed from its cluster: do not restart it
 )
 
 func main() {
@@ -62,6 +63,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	m, err := daemon.Start(cfg, lg)
 	if err != nil {
 		lg.Error("failed to start member", "name", cfg.Name, "data-dir", cfg.DataDir, "error", err.Error())
+		// The same text as one plain line, for an operator reading a
+		// terminal rather than a log pipeline.
+		fmt.Fprintf(stderr, "cadre: %v\n", err)
+		if errors.Is(err, server.ErrRemoved) {
+			return exitRemoved
+		}
 		return exitFailure
 	}
 
@@ -77,6 +84,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	if err := m.Err(); err != nil {
 		lg.Error("member stopped", "error", err.Error())
+		if errors.Is(err, server.ErrRemoved) {
+			return exitRemoved
+		}
 		return exitFailure
 	}
 	return exitOK

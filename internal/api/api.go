@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/cadrekv/cadre/internal/membership"
 )
 
 // Member is what the API needs from a running member. The server
@@ -25,6 +27,11 @@ type Member interface {
 	MemberList(ctx context.Context, linearizable bool) ([]*pb.Member, error)
 	Header(rev int64) *pb.ResponseHeader
 	Leader() uint64
+	IsLearner() bool
+
+	ChangeMembers(ctx context.Context, c membership.Change, dryRun bool) (*membership.ChangeResult, error)
+	MembersProgress(ctx context.Context) (*membership.Progress, error)
+	MoveLeader(ctx context.Context, target uint64) error
 }
 
 // Limits are the request limits enforced before anything is proposed.

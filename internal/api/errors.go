@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cadrekv/cadre/internal/cerr"
+	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
 )
 
@@ -30,7 +31,23 @@ var errorTable = []struct {
 	{cerr.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
 	{cerr.ErrNotReady, rpctypes.ErrGRPCNotCapable},
 	{cerr.ErrNotSupportedLrnr, rpctypes.ErrGRPCNotSupportedForLearner},
+	{cerr.ErrBadTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
+	{cerr.ErrLeaderTransferTimeout, errGRPCTimeoutLeaderTransfer},
+	{membership.ErrNotEnoughStarted, rpctypes.ErrGRPCMemberNotEnoughStarted},
+	{membership.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
+	{membership.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{membership.ErrNotLearner, rpctypes.ErrGRPCMemberNotLearner},
+	{membership.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	{membership.ErrBadURLs, rpctypes.ErrGRPCMemberBadURLs},
+	{membership.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist},
+	{membership.ErrIDExists, rpctypes.ErrGRPCMemberExist},
+	{membership.ErrIDNotFound, rpctypes.ErrGRPCMemberNotFound},
+	{membership.ErrIDRemoved, rpctypes.ErrGRPCMemberNotFound},
 }
+
+// errGRPCTimeoutLeaderTransfer is etcd's text for a leader transfer that
+// did not finish; rpctypes has no value for it.
+var errGRPCTimeoutLeaderTransfer = status.Error(codes.DeadlineExceeded, "etcdserver: request timed out, leader transfer took too long")
 
 // togRPC translates err for the wire.
 func togRPC(err error) error {

@@ -76,6 +76,8 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, opts.Versions)
 	})
+	registerGateway(mux, m)
+	registerMembersHTTP(mux, m)
 	if opts.Metrics != nil {
 		mux.Handle("/metrics", opts.Metrics)
 	}

@@ -32,15 +32,10 @@ func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.
 	return &pb.AlarmResponse{Header: s.m.Header(0)}, nil
 }
 
-type clusterServer struct {
-	pb.UnimplementedClusterServer
-	m Member
-}
-
-func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
-	ms, err := s.m.MemberList(ctx, r.Linearizable)
-	if err != nil {
+// MoveLeader must be sent to the leader, as etcd's.
+func (s *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	if err := s.m.MoveLeader(ctx, r.TargetID); err != nil {
 		return nil, togRPC(err)
 	}
-	return &pb.MemberListResponse{Header: s.m.Header(0), Members: ms}, nil
+	return &pb.MoveLeaderResponse{Header: s.m.Header(0)}, nil
 }

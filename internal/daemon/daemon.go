@@ -68,6 +68,8 @@ func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
 		grpc.MaxConcurrentStreams(math.MaxUint32),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}),
+		grpc.ChainUnaryInterceptor(api.UnaryInterceptor(srv)),
+		grpc.ChainStreamInterceptor(api.StreamInterceptor(srv)),
 	)
 	api.Register(m.grpc, srv, api.Limits{MaxTxnOps: cfg.MaxTxnOps}, m.lg)
 	m.http = &http.Server{

@@ -89,6 +89,17 @@ func (c *Cluster) IsRemoved(id uint64) bool {
 	return c.removed[id]
 }
 
+// RemovedIDs returns the set of removed member IDs.
+func (c *Cluster) RemovedIDs() map[uint64]bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make(map[uint64]bool, len(c.removed))
+	for id := range c.removed {
+		out[id] = true
+	}
+	return out
+}
+
 // ValidateAdd checks that m may join: its ID is new and not removed, and no
 // peer URL is in use. Used both before proposing and again at apply.
 func (c *Cluster) ValidateAdd(m *Member) error {
@@ -215,4 +226,60 @@ func (c *Cluster) ReplaceWith(o *Cluster) {
 	for id := range o.removed {
 		c.removed[id] = true
 	}
+}
+
+// UpdatePeerURLs changes a member's peer URLs (apply path).
+func (c *Cluster) UpdatePeerURLs(id uint64, urls []string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed[id] {
+		return ErrIDRemoved
+	}
+	m, ok := c.members[id]
+	if !ok {
+		return ErrIDNotFound
+	}
+	for oid, o := range c.members {
+		if oid == id {
+			continue
+		}
+		for _, u := range o.PeerURLs {
+			for _, n := range urls {
+				if u == n {
+					return ErrPeerURLExists
+				}
+			}
+		}
+	}
+	m.PeerURLs = append([]string(nil), urls...)
+	return nil
+}
+
+// Promote turns a learner into a voter (apply path). Promoting a voter
+// is refused so a replayed or duplicated promotion cannot go unnoticed.
+func (c *Cluster) Promote(id uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed[id] {
+		return ErrIDRemoved
+	}
+	m, ok := c.members[id]
+	if !ok {
+		return ErrIDNotFound
+	}
+	if !m.IsLearner {
+		return ErrNotVoterPromote
+	}
+	m.IsLearner = false
+	return nil
+}
+
+// ErrNotVoterPromote is returned when promoting a member that already votes.
+var ErrNotVoterPromote = errors.New("membership: can only promote a learner member")
+
+// SetID sets the cluster ID (a joining member learns it from its peers).
+func (c *Cluster) SetID(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.id = id
 }

@@ -152,7 +152,10 @@ func Start(cfg Config, peers []raft.Peer) *Node {
 		MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum:               true,
 		PreVote:                   true,
-		Logger:                    &raftLogger{lg: cfg.Logger},
+		// A leader that commits its own removal steps down at once
+		// instead of leading a cluster it no longer belongs to.
+		StepDownOnRemoval: true,
+		Logger:            &raftLogger{lg: cfg.Logger},
 	}
 	if len(peers) > 0 {
 		n.node = raft.StartNode(rc, peers)

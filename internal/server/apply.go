@@ -59,6 +59,7 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 	var (
 		results           []done
 		membershipChanged bool
+		selfRemoved       bool
 	)
 	for _, e := range ap.Entries {
 		// Entries the backend already holds (replayed after a restart, or
@@ -86,8 +87,13 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 				b.Abort()
 				return fmt.Errorf("decoding conf change at %d: %w", e.GetIndex(), err)
 			}
-			if s.applyConfChange(&cc, fresh) {
-				membershipChanged = true
+			changed, err := s.applyConfChange(&cc, fresh)
+			membershipChanged = membershipChanged || changed
+			if cc.GetId() != 0 {
+				results = append(results, done{cc.GetId(), result{nil, err}})
+			}
+			if cc.GetType() == raftpb.ConfChangeRemoveNode && cc.GetNodeId() == s.id {
+				selfRemoved = true
 			}
 		}
 	}
@@ -111,6 +117,9 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 	s.metrics.ProposalsApplied.Add(float64(len(ap.Entries)))
 	s.metrics.DBTotalSize.Set(float64(s.store.Size()))
 	s.node.Applied(last.GetIndex())
+	if selfRemoved {
+		s.removedFromCluster()
+	}
 	return nil
 }
 
@@ -144,27 +153,35 @@ func (s *Server) applyRequest(b *mvcc.Batch, r *pb.InternalRaftRequest) (result,
 
 // applyConfChange is the single apply path of membership changes. A change
 // that fails validation at apply time is turned into a no-op for raft, as
-// every member reaches the same verdict.
-func (s *Server) applyConfChange(cc *raftpb.ConfChange, fresh bool) bool {
-	changed := false
+// every member reaches the same verdict. It reports whether the membership
+// changed and, for the proposer, why a change was refused.
+func (s *Server) applyConfChange(cc *raftpb.ConfChange, fresh bool) (bool, error) {
+	var err error
 	if fresh {
-		if err := s.applyMembership(cc); err != nil {
+		if err = s.applyMembership(cc); err != nil {
 			s.lg.Warn("rejected configuration change at apply", "type", cc.GetType().String(), "member", membership.IDString(cc.GetNodeId()), "error", err.Error())
 			cc.NodeId = new(uint64(0))
-		} else {
-			changed = true
 		}
 	}
 	s.node.ApplyConfChange(cc)
+	if err != nil {
+		return false, err
+	}
 	switch cc.GetType() {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
 		if m := s.cluster.Member(cc.GetNodeId()); m != nil {
 			s.addPeer(m)
+			if fresh {
+				s.lg.Info("applied membership change", "type", cc.GetType().String(), "member", membership.IDString(m.ID), "peer-urls", m.PeerURLs, "is-learner", m.IsLearner)
+			}
 		}
 	case raftpb.ConfChangeRemoveNode:
 		s.removePeer(cc.GetNodeId())
+		if fresh {
+			s.lg.Info("applied membership change", "type", cc.GetType().String(), "member", membership.IDString(cc.GetNodeId()))
+		}
 	}
-	return changed
+	return fresh, nil
 }
 
 func (s *Server) applyMembership(cc *raftpb.ConfChange) error {
@@ -177,12 +194,37 @@ func (s *Server) applyMembership(cc *raftpb.ConfChange) error {
 		if m.ID != cc.GetNodeId() {
 			return fmt.Errorf("member ID %016x does not match the change's node ID %016x", m.ID, cc.GetNodeId())
 		}
+		if cc.GetType() == raftpb.ConfChangeAddNode {
+			if old := s.cluster.Member(m.ID); old != nil {
+				// Adding a member that exists as a learner promotes it.
+				return s.cluster.Promote(m.ID)
+			}
+		}
 		m.IsLearner = cc.GetType() == raftpb.ConfChangeAddLearnerNode
+		if m.IsLearner && s.cfg.MaxLearners >= 0 && s.learnerCount() >= s.cfg.MaxLearners {
+			return membership.ErrTooManyLearners
+		}
 		return s.cluster.Add(&m)
 	case raftpb.ConfChangeRemoveNode:
 		return s.cluster.Remove(cc.GetNodeId())
+	case raftpb.ConfChangeUpdateNode:
+		var m membership.Member
+		if err := json.Unmarshal(cc.GetContext(), &m); err != nil {
+			return fmt.Errorf("decoding member: %w", err)
+		}
+		return s.cluster.UpdatePeerURLs(cc.GetNodeId(), m.PeerURLs)
 	}
-	return fmt.Errorf("configuration change %s is not supported yet", cc.GetType())
+	return fmt.Errorf("configuration change %s is not supported", cc.GetType())
+}
+
+func (s *Server) learnerCount() int {
+	n := 0
+	for _, m := range s.cluster.Members() {
+		if m.IsLearner {
+			n++
+		}
+	}
+	return n
 }
 
 // installSnapshot replaces the backend with the data received from the

@@ -56,9 +56,18 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 		peers:     map[uint64]bool{},
 		reqTimout: 5*time.Second + 2*cfg.ElectionTimeout,
 	}
+	s.peerClient = &http.Client{}
+	if err := checkRemovedMarker(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	haveWAL := wal.Exist(walDir(cfg.DataDir))
-	if !haveWAL && cfg.InitialClusterState == "existing" {
-		return nil, fmt.Errorf("--initial-cluster-state existing: joining a running cluster is not supported by this build yet; start the member with --initial-cluster-state new as part of a new cluster")
+
+	// Stage 0: agree with the peers before anything is created on disk.
+	var join *joinPlan
+	if !haveWAL {
+		if join, err = s.planBootstrap(); err != nil {
+			return nil, err
+		}
 	}
 
 	// Stage 1: backend.
@@ -81,10 +90,13 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 		peers []raft.Peer
 		start raftnode.Config
 	)
-	if haveWAL {
+	switch {
+	case haveWAL:
 		err = s.restartFromDisk(ms, &start, lg)
-	} else {
-		peers, err = s.bootstrapNew(lg)
+	case join.existing:
+		err = s.createJoining(join, lg)
+	default:
+		peers, err = s.bootstrapNew(join, lg)
 	}
 	if err != nil {
 		return nil, err
@@ -105,7 +117,7 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 		Snapshots: (*peerRaft)(s),
 		Logger:    lg.With(idAttr("cluster-id", s.ClusterID())),
 		IsRemoved: s.cluster.IsRemoved,
-		OnRemoved: func() { s.fatal(errRemoved) },
+		OnRemoved: s.removedFromCluster,
 	})
 
 	// Stage 4: raft.
@@ -135,6 +147,9 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 	for _, m := range s.cluster.Members() {
 		s.addPeer(m)
 	}
+	for _, m := range s.joinPeers {
+		s.addPeer(m)
+	}
 	for _, p := range peers {
 		var m membership.Member
 		if err := json.Unmarshal(p.Context, &m); err == nil {
@@ -160,24 +175,8 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 
 // bootstrapNew creates the WAL of a member of a new cluster and returns the
 // initial peers; every member derives the same IDs from --initial-cluster.
-func (s *Server) bootstrapNew(lg *slog.Logger) ([]raft.Peer, error) {
-	initial := map[string][]string{}
-	for name, urls := range s.cfg.InitialCluster {
-		initial[name] = urlStrings(urls)
-	}
-	clusterID, members, err := membership.Bootstrap(initial, s.cfg.InitialClusterToken)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range members {
-		if m.Name == s.cfg.Name {
-			s.id = m.ID
-		}
-	}
-	if s.id == 0 {
-		return nil, fmt.Errorf("--name %q is not in --initial-cluster %q", s.cfg.Name, s.cfg.InitialClusterRaw)
-	}
-	s.clusterID.Store(clusterID)
+func (s *Server) bootstrapNew(plan *joinPlan, lg *slog.Logger) ([]raft.Peer, error) {
+	clusterID, members := plan.clusterID, plan.members
 	s.cluster = membership.New(clusterID)
 	meta, _ := json.Marshal(walMetadata{MemberID: s.id, ClusterID: clusterID})
 	w, err := wal.Create(walDir(s.cfg.DataDir), meta, wal.Options{Logger: lg, OnFsync: s.metrics.ObserveWALFsync})
@@ -191,6 +190,62 @@ func (s *Server) bootstrapNew(lg *slog.Logger) ([]raft.Peer, error) {
 		peers = append(peers, raft.Peer{ID: m.ID, Context: ctx})
 	}
 	return peers, nil
+}
+
+// joinPlan is what a member without data decided before touching disk.
+type joinPlan struct {
+	existing  bool
+	clusterID uint64
+	members   []*membership.Member // new cluster: all initial members; join: the others
+}
+
+// planBootstrap works out the identity of a member that has no data yet,
+// asking the peers so that a mistaken start is refused before any file is
+// created and before the running cluster sees a single message.
+func (s *Server) planBootstrap() (*joinPlan, error) {
+	if s.cfg.InitialClusterState == "existing" {
+		clusterID, self, others, err := s.joinExisting()
+		if err != nil {
+			return nil, err
+		}
+		s.id = self.ID
+		s.clusterID.Store(clusterID)
+		return &joinPlan{existing: true, clusterID: clusterID, members: others}, nil
+	}
+	clusterID, members, err := membership.Bootstrap(s.cfg.InitialClusterStrings(), s.cfg.InitialClusterToken)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.Name == s.cfg.Name {
+			s.id = m.ID
+		}
+	}
+	if s.id == 0 {
+		return nil, fmt.Errorf("--name %q is not in --initial-cluster %q", s.cfg.Name, s.cfg.InitialClusterRaw)
+	}
+	s.clusterID.Store(clusterID)
+	if err := s.checkPeersAgree(clusterID, s.id, s.otherPeerURLs(), true); err != nil {
+		return nil, err
+	}
+	return &joinPlan{clusterID: clusterID, members: members}, nil
+}
+
+// createJoining creates the data of a member joining a running cluster.
+// Raft starts empty: the leader sends it the log, or a snapshot.
+func (s *Server) createJoining(plan *joinPlan, lg *slog.Logger) error {
+	s.cluster = membership.New(plan.clusterID)
+	meta, _ := json.Marshal(walMetadata{MemberID: s.id, ClusterID: plan.clusterID})
+	w, err := wal.Create(walDir(s.cfg.DataDir), meta, wal.Options{Logger: lg, OnFsync: s.metrics.ObserveWALFsync})
+	if err != nil {
+		return fmt.Errorf("creating WAL: %w", err)
+	}
+	s.wal = w
+	for _, m := range plan.members {
+		s.joinPeers = append(s.joinPeers, m)
+	}
+	lg.Info("joining a running cluster", "member-id", membership.IDString(s.id), "cluster-id", membership.IDString(plan.clusterID), "members", len(plan.members)+1)
+	return nil
 }
 
 // restartFromDisk reloads a member from its data dir. The initial-* flags
@@ -229,6 +284,18 @@ func (s *Server) restartFromDisk(ms *raft.MemoryStorage, start *raftnode.Config,
 		}
 	}
 	if err := s.loadMembership(meta.ClusterID); err != nil {
+		w.Close()
+		return err
+	}
+	// A data dir from another cluster must never join this one: ask the
+	// peers named by the flags and by the stored membership.
+	urls := s.otherPeerURLs()
+	for _, m := range s.cluster.Members() {
+		if m.ID != s.id {
+			urls = append(urls, m.PeerURLs...)
+		}
+	}
+	if err := s.checkPeersAgree(meta.ClusterID, s.id, dedup(urls), false); err != nil {
 		w.Close()
 		return err
 	}
@@ -311,4 +378,16 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+func dedup(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }

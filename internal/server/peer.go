@@ -116,6 +116,7 @@ func (s *Server) registerPeerHandlers(mux *http.ServeMux) {
 		w.Header().Set("X-Cadre-Cluster-ID", membership.IDString(s.ClusterID()))
 		_ = json.NewEncoder(w).Encode(s.cluster.Members())
 	})
+	s.registerForwardHandlers(mux)
 }
 
 func urlStrings(us []url.URL) []string {

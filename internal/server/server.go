@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -61,6 +60,11 @@ type Server struct {
 	stopOnce  sync.Once
 	fatalOnce sync.Once
 	err       error // why the member stopped (nil for a clean stop)
+
+	confMu sync.Mutex // one membership change at a time (raft allows one pending)
+
+	peerClient *http.Client         // forwards membership requests to the leader
+	joinPeers  []*membership.Member // a joining member's peers, before the log arrives
 
 	peersMu sync.Mutex
 	peers   map[uint64]bool // peers known to the transport
@@ -186,7 +190,5 @@ func (s *Server) nextID() uint64 { return s.reqID.Add(1) }
 func initialRequestID(memberID uint64) uint64 {
 	return (memberID&0xffff)<<48 | (uint64(time.Now().UnixMilli())&0xffffffffff)<<8
 }
-
-var errRemoved = errors.New("the member has been permanently removed from the cluster")
 
 func idAttr(key string, id uint64) slog.Attr { return slog.String(key, fmt.Sprintf("%016x", id)) }

@@ -42,6 +42,9 @@ func (s *Server) quota() int64 {
 	return 2 << 30
 }
 
+// IsLearner reports whether this member is a learner.
+func (s *Server) IsLearner() bool { return s.isLearner() }
+
 func (s *Server) isLearner() bool {
 	if m := s.cluster.Member(s.id); m != nil {
 		return m.IsLearner
@@ -95,7 +98,7 @@ func (s *Server) publish() {
 			return
 		}
 		if s.cluster.IsRemoved(s.id) {
-			s.fatal(errRemoved)
+			s.removedFromCluster()
 			return
 		}
 		s.lg.Warn("failed to publish local member to cluster through raft; retrying", "attempt", attempt, "error", err.Error())

@@ -69,6 +69,18 @@ func (t *Transport) sendSnapshot(p *peer, m *raftpb.Message, body io.ReadCloser,
 
 	src := &progressReader{r: &sizedSource{r: rc, left: size}, prog: newProgress(lg, "sending snapshot", size)}
 	src.touch()
+	st := &sendState{total: size}
+	src.sent = &st.sent
+	t.sendMu.Lock()
+	t.sending[p.id] = st
+	t.sendMu.Unlock()
+	defer func() {
+		t.sendMu.Lock()
+		if t.sending[p.id] == st {
+			delete(t.sending, p.id)
+		}
+		t.sendMu.Unlock()
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+snapshotPath,
 		&readCloser{Reader: io.MultiReader(bytes.NewReader(hdr), src), Closer: rc})
 	if err != nil {
@@ -250,7 +262,8 @@ func (p *progress) end() {
 type progressReader struct {
 	r    io.Reader
 	prog *progress
-	last atomic.Int64 // unix nanos of the last read that moved bytes
+	sent *atomic.Int64 // optional: bytes read so far, for SnapshotProgress
+	last atomic.Int64  // unix nanos of the last read that moved bytes
 	eof  atomic.Bool
 }
 
@@ -261,6 +274,9 @@ func (r *progressReader) Read(b []byte) (int, error) {
 	if n > 0 {
 		r.touch()
 		r.prog.add(n)
+		if r.sent != nil {
+			r.sent.Add(int64(n))
+		}
 	}
 	if err == io.EOF {
 		r.touch()
@@ -378,4 +394,21 @@ type onceCloser struct {
 func (c *onceCloser) Close() error {
 	c.once.Do(func() { c.err = c.ReadCloser.Close() })
 	return c.err
+}
+
+// sendState is an outgoing snapshot's progress, readable while it runs.
+type sendState struct {
+	sent  atomic.Int64
+	total int64
+}
+
+// SnapshotProgress reports how much of the snapshot being sent to peer id
+// has gone out (0, 0 when none is being sent).
+func (t *Transport) SnapshotProgress(id uint64) (sent, total int64) {
+	t.sendMu.Lock()
+	defer t.sendMu.Unlock()
+	if st, ok := t.sending[id]; ok {
+		return st.sent.Load(), st.total
+	}
+	return 0, 0
 }

@@ -64,6 +64,9 @@ type Transport struct {
 
 	removedOnce sync.Once
 
+	sendMu  sync.Mutex
+	sending map[uint64]*sendState // snapshots being sent, by peer
+
 	mu      sync.Mutex
 	stopped bool
 	peers   map[uint64]*peer
@@ -88,6 +91,7 @@ func New(cfg Config) *Transport {
 		cancel:  cancel,
 		peers:   make(map[uint64]*peer),
 		inbound: make(map[uint64]*inboundStream),
+		sending: make(map[uint64]*sendState),
 	}
 	t.clusterID.Store(cfg.ClusterID)
 	t.snapHTTP = &http.Client{Transport: &http.Transport{

@@ -1,0 +1,69 @@
+package api
+
+import (
+	"context"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/cadrekv/cadre/internal/membership"
+)
+
+type clusterServer struct {
+	pb.UnimplementedClusterServer
+	m Member
+}
+
+func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	ms, err := s.m.MemberList(ctx, r.Linearizable)
+	if err != nil {
+		return nil, togRPC(err)
+	}
+	return &pb.MemberListResponse{Header: s.m.Header(0), Members: ms}, nil
+}
+
+func (s *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeAdd, PeerURLs: r.PeerURLs, IsLearner: r.IsLearner}, false)
+	if err != nil {
+		return nil, togRPC(err)
+	}
+	return &pb.MemberAddResponse{Header: s.m.Header(0), Member: toPB(res.Member), Members: toPBs(res.Members)}, nil
+}
+
+func (s *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeRemove, ID: r.ID}, false)
+	if err != nil {
+		return nil, togRPC(err)
+	}
+	return &pb.MemberRemoveResponse{Header: s.m.Header(0), Members: toPBs(res.Members)}, nil
+}
+
+func (s *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeUpdate, ID: r.ID, PeerURLs: r.PeerURLs}, false)
+	if err != nil {
+		return nil, togRPC(err)
+	}
+	return &pb.MemberUpdateResponse{Header: s.m.Header(0), Members: toPBs(res.Members)}, nil
+}
+
+func (s *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangePromote, ID: r.ID}, false)
+	if err != nil {
+		return nil, togRPC(err)
+	}
+	return &pb.MemberPromoteResponse{Header: s.m.Header(0), Members: toPBs(res.Members)}, nil
+}
+
+func toPB(m *membership.Member) *pb.Member {
+	if m == nil {
+		return nil
+	}
+	return &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner}
+}
+
+func toPBs(ms []*membership.Member) []*pb.Member {
+	out := make([]*pb.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, toPB(m))
+	}
+	return out
+}
