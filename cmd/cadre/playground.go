@@ -76,6 +76,7 @@ func playground(args []string, stdout, stderr io.Writer) int {
 		// Only the flags above configure the members; stray ETCD_* or
 		// CADRE_* variables of the user's shell must not.
 		cmd.Env = filteredEnv()
+		stopWithParent(cmd)
 		pipe, err := cmd.StderrPipe()
 		if err != nil {
 			fmt.Fprintf(stderr, "cadre playground: %v\n", err)
