@@ -48,7 +48,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cadre: %v\n", err)
 		return exitBadConfig
 	}
-	if err := cfg.Validate(); err != nil {
+	validate := cfg.Validate
+	if server.HasData(cfg.DataDir) {
+		validate = cfg.ValidateWithData
+	}
+	if err := validate(); err != nil {
 		fmt.Fprintf(stderr, "cadre: %v\n", err)
 		return exitBadConfig
 	}

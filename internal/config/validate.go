@@ -13,15 +13,31 @@ import (
 // one-line error wrapping ErrInvalid, naming the flag, the value and the
 // fix. It is pure: no disk, no DNS.
 func (c *Config) Validate() error {
-	for _, check := range []func() error{
+	return c.validate(true)
+}
+
+// ValidateWithData validates the configuration of a member whose data dir
+// already holds state: the bootstrap flags (--initial-cluster and how it
+// matches --initial-advertise-peer-urls) no longer matter then, as in
+// etcd, so a member restarted on a new peer URL after `member update` may
+// keep its old --initial-cluster.
+func (c *Config) ValidateWithData() error {
+	return c.validate(false)
+}
+
+func (c *Config) validate(bootstrap bool) error {
+	checks := []func() error{
 		c.validateIdentity,
 		c.validateURLs,
 		c.validateRaft,
 		c.validateLimits,
 		c.validateLogging,
 		c.validateLater,
-		c.validateInitialCluster,
-	} {
+	}
+	if bootstrap {
+		checks = append(checks, c.validateInitialCluster)
+	}
+	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
 		}

@@ -187,3 +187,27 @@ func TestValidateProgrammatic(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestValidateWithDataIgnoresBootstrapFlags(t *testing.T) {
+	// The article's update flow: infra1 restarts on a new peer URL with
+	// its data dir and the --initial-cluster it was created with.
+	cfg, _, err := Parse([]string{
+		"--name", "infra1",
+		"--listen-peer-urls", "http://127.0.0.1:12381",
+		"--initial-advertise-peer-urls", "http://127.0.0.1:12381",
+		"--initial-cluster", "infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--initial-advertise-peer-urls") {
+		t.Fatalf("Validate = %v, want the advertise/initial-cluster mismatch", err)
+	}
+	if err := cfg.ValidateWithData(); err != nil {
+		t.Fatalf("ValidateWithData = %v, want nil: the bootstrap flags do not matter with data", err)
+	}
+	cfg.ListenPeerURLs = nil
+	if err := cfg.ValidateWithData(); err == nil {
+		t.Fatal("ValidateWithData must still check the other flags")
+	}
+}

@@ -33,6 +33,10 @@ func snapPath(dataDir string, index uint64) string {
 	return filepath.Join(snapDir(dataDir), fmt.Sprintf("%016x.db", index))
 }
 
+// HasData reports whether dataDir already holds a member's state; the
+// bootstrap flags are then ignored.
+func HasData(dataDir string) bool { return wal.Exist(walDir(dataDir)) }
+
 // walMetadata is written once when a member's WAL is created: it binds the
 // data dir to one member of one cluster for ever.
 type walMetadata struct {
