@@ -268,14 +268,11 @@ func (c *Cluster) Promote(id uint64) error {
 		return ErrIDNotFound
 	}
 	if !m.IsLearner {
-		return ErrNotVoterPromote
+		return ErrNotLearner
 	}
 	m.IsLearner = false
 	return nil
 }
-
-// ErrNotVoterPromote is returned when promoting a member that already votes.
-var ErrNotVoterPromote = errors.New("membership: can only promote a learner member")
 
 // SetID sets the cluster ID (a joining member learns it from its peers).
 func (c *Cluster) SetID(id uint64) {

@@ -142,7 +142,7 @@ func EtcdError(err error) string {
 		return "etcdserver: unhealthy cluster"
 	case errors.Is(err, ErrLearnerNotReady):
 		return "etcdserver: can only promote a learner member which is in sync with leader"
-	case errors.Is(err, ErrNotLearner), errors.Is(err, ErrNotVoterPromote):
+	case errors.Is(err, ErrNotLearner):
 		return "etcdserver: can only promote a learner member"
 	case errors.Is(err, ErrTooManyLearners):
 		return "etcdserver: too many learner members in cluster"

@@ -166,6 +166,9 @@ func CheckJoin(name string, initialCluster map[string][]string, advertisePeerURL
 			target = cands[0]
 		case len(cands) > 1:
 			e.Hint = "several members are unstarted; start this member with the URLs of the one added for it"
+			for _, i := range cands {
+				taken[i] = true // described above; not listed again as missing
+			}
 		default:
 			for i, m := range cl {
 				if !taken[i] && m.Name == name {

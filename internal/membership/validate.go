@@ -314,9 +314,9 @@ func judgeAdd(v *View, c Change) judgement {
 		// etcd's special case: a single started member may grow to two.
 		growFromOne := len(started) == 1 && after == 2
 		if !growFromOne && len(started) < quorum(after) {
-			return refuse(fmt.Sprintf("start the unstarted member(s) %s with --initial-cluster-state=existing, or remove them if they were added by mistake; or add this member as a learner (--learner)", names(unstarted)),
+			return refuse(fmt.Sprintf("start the unstarted member(s) %s with --initial-cluster-state=existing, or remove them if they were added by mistake; or add this member as a learner (--learner)", ids(unstarted)),
 				ErrNotEnoughStarted, "adding a voter makes %d voters (quorum %d) but only %d voter(s) have started (%s; unstarted: %s)",
-				after, quorum(after), len(started), names(started), names(unstarted))
+				after, quorum(after), len(started), names(started), ids(unstarted))
 		}
 	}
 	// etcd asks quorum(voters+1) for learners too; a learner does not vote,
@@ -357,8 +357,8 @@ func needActive(v *View, voters []*Member, skip uint64, need int, what string) j
 		return judgement{}
 	}
 	return refuse(fmt.Sprintf("restore the leader's connection to %s and wait %s, or remove a dead member first (`member list` shows IDs)", names(downMembers), fmtDur(v.HealthInterval)),
-		ErrUnhealthy, "%s needs %d voter(s) in contact with the leader for %s, only %d are (%s; %s)",
-		what, need, fmtDur(v.HealthInterval), len(up), listOrNone(up), listOrNone(down))
+		ErrUnhealthy, "%s needs %d voter(s) in contact with the leader for %s, only %d %s (%s; %s)",
+		what, need, fmtDur(v.HealthInterval), len(up), isAre(len(up)), listOrNone(up), listOrNone(down))
 }
 
 func judgeRemove(v *View, c Change) judgement {
@@ -393,9 +393,9 @@ func judgeRemove(v *View, c Change) judgement {
 	}
 	started, unstarted := splitStarted(rest)
 	if len(started) < quorum(after) {
-		return refuse(fmt.Sprintf("start the unstarted member(s) %s first, or remove them first", names(unstarted)),
+		return refuse(fmt.Sprintf("start the unstarted member(s) %s first, or remove them first", ids(unstarted)),
 			ErrNotEnoughStarted, "removing %s leaves %d voters (quorum %d) but only %d of them have started (%s; unstarted: %s)",
-			labelID(v, m.ID), after, quorum(after), len(started), listOrNone(names2(started)), names(unstarted))
+			labelID(v, m.ID), after, quorum(after), len(started), names(started), ids(unstarted))
 	}
 	if !v.active(m.ID) {
 		return j2 // etcd: a member the leader cannot reach is safe to remove
@@ -449,9 +449,9 @@ func judgePromote(v *View, c Change) judgement {
 	}
 	started, unstarted := splitStarted(voters)
 	if len(started)+1 < quorum(after) { // the learner counts as started (etcd)
-		return refuse(fmt.Sprintf("start the unstarted member(s) %s first, or remove them", names(unstarted)),
+		return refuse(fmt.Sprintf("start the unstarted member(s) %s first, or remove them", ids(unstarted)),
 			ErrNotEnoughStarted, "promoting %s makes %d voters (quorum %d) but only %d voter(s) plus the learner have started (unstarted: %s)",
-			labelID(v, m.ID), after, quorum(after), len(started), names(unstarted))
+			labelID(v, m.ID), after, quorum(after), len(started), ids(unstarted))
 	}
 	return j2
 }
@@ -481,7 +481,7 @@ func splitStarted(ms []*Member) (started, unstarted []*Member) {
 	return started, unstarted
 }
 
-func names2(ms []*Member) []string {
+func labels(ms []*Member) []string {
 	out := make([]string, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, label(m))
@@ -489,7 +489,23 @@ func names2(ms []*Member) []string {
 	return out
 }
 
-func names(ms []*Member) string { return listOrNone(names2(ms)) }
+func names(ms []*Member) string { return listOrNone(labels(ms)) }
+
+// ids lists members by ID (for lists of unstarted members, which have no name).
+func ids(ms []*Member) string {
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, IDString(m.ID))
+	}
+	return listOrNone(out)
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
 
 func listOrNone(s []string) string {
 	if len(s) == 0 {
@@ -521,9 +537,9 @@ func urlSet(urls []string) string {
 		n := normalizeURL(u)
 		if !seen[n] {
 			seen[n] = true
-			out = append(out, n)
+			out = append(out, strconv.Quote(n)) // quoted: no two sets share a key
 		}
 	}
 	sort.Strings(out)
-	return strings.Join(out, "\x00")
+	return strings.Join(out, ",")
 }

@@ -119,7 +119,7 @@ func validateCases() []validateCase {
 		// ADD: strict checks.
 		{"add voter healthy", three, addV, nil, nil},
 		{"add voter 2 of 3 started", view(true, lead, ok2, vm{up: up}), addV, ErrNotEnoughStarted,
-			[]string{"4 voters (quorum 3)", "only 2 voter(s) have started (infra1, infra2; unstarted: 0000000000000003 (unstarted))"}},
+			[]string{"4 voters (quorum 3)", "only 2 voter(s) have started (infra1, infra2; unstarted: 0000000000000003)"}},
 		{"add voter one down", view(true, lead, ok2, down3), addV, ErrUnhealthy,
 			[]string{"adding a voter needs 3 voter(s) in contact with the leader for 5s, only 2 are (infra1, infra2; infra3 not connected)"}},
 		{"add voter one too new", view(true, lead, ok2, new3), addV, ErrUnhealthy, []string{"infra3 connected for only 2s"}},
@@ -144,7 +144,7 @@ func validateCases() []validateCase {
 		{"remove inactive voter", view(true, lead, ok2, down3), rm(3), nil, nil},
 		{"remove new (not yet active) voter", view(true, lead, ok2, new3), rm(3), nil, nil},
 		{"remove active voter while another down", view(true, lead, ok2, down3), rm(2), ErrUnhealthy,
-			[]string{"removing infra2 (0000000000000002) needs 2 voter(s)", "only 1 are (infra1; infra3 not connected)"}},
+			[]string{"removing infra2 (0000000000000002) needs 2 voter(s)", "only 1 is (infra1; infra3 not connected)"}},
 		{"remove active voter while another down strict off", view(false, lead, ok2, down3), rm(2), nil, nil},
 		{"remove voter leaving too few started", view(true, lead, ok2, vm{up: up}), rm(2), ErrNotEnoughStarted,
 			[]string{"leaves 2 voters (quorum 2) but only 1"}},
@@ -326,7 +326,6 @@ func TestEtcdErrorTexts(t *testing.T) {
 		ErrUnhealthy:                      "etcdserver: unhealthy cluster",
 		fmt.Errorf("x: %w", ErrIDRemoved): "etcdserver: member not found",
 		ErrPeerURLExists:                  "etcdserver: Peer URLs already exists",
-		ErrNotVoterPromote:                "etcdserver: can only promote a learner member",
 		errors.New("other"):               "other",
 	} {
 		if got := EtcdError(err); got != want {
