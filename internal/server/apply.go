@@ -23,6 +23,7 @@ type result struct {
 // applyLoop applies committed batches in log order. It is the only writer
 // of the backend and of the membership.
 func (s *Server) applyLoop() {
+	defer close(s.applyDone)
 	for {
 		select {
 		case ap := <-s.node.Applyc():

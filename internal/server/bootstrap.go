@@ -55,6 +55,7 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 		metrics:   metrics.New(),
 		reqs:      wait.NewRegistry(),
 		readyc:    make(chan struct{}),
+		applyDone: make(chan struct{}),
 		stopping:  make(chan struct{}),
 		done:      make(chan struct{}),
 		peers:     map[uint64]bool{},

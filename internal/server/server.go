@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -55,6 +56,7 @@ type Server struct {
 	reqTimout time.Duration
 
 	readyc    chan struct{} // closed once this member's attributes are published
+	applyDone chan struct{} // closed when the apply loop has exited
 	stopping  chan struct{}
 	done      chan struct{}
 	stopOnce  sync.Once
@@ -116,6 +118,15 @@ func (s *Server) watchFatal() {
 // fatal stops the member because continuing could acknowledge something
 // that is not durable or not agreed.
 func (s *Server) fatal(err error) {
+	select {
+	case <-s.stopping:
+		// Already stopping: errors from closing parts are not the reason.
+		if !errors.Is(err, ErrRemoved) {
+			s.lg.Warn("error while stopping", "error", err.Error())
+			return
+		}
+	default:
+	}
 	s.fatalOnce.Do(func() {
 		s.lg.Error("stopping the member after a fatal error", "error", err.Error())
 		s.err = err
@@ -136,6 +147,8 @@ func (s *Server) shutdown(graceful bool) {
 			s.transferLeadershipOnStop()
 		}
 		close(s.stopping)
+		// The apply loop finishes its batch before the backend closes.
+		<-s.applyDone
 		s.node.Stop()
 		s.tr.Stop()
 		if s.peerSrv != nil {
