@@ -210,6 +210,9 @@ func TestCompatWithEtcdctl(t *testing.T) {
 	}
 	add(compatCase{name: "txn with argument", args: []string{"txn", "x"}})
 
+	// Membership changes: each run starts from the one-member cluster.
+	add(env.memberCases(t)...)
+
 	// compaction last: it makes old revisions unreadable.
 	currentRev := func(t *testing.T, cli *clientv3.Client) []string {
 		resp := mustDo(t, cli, clientv3.OpPut("c1", "v"))
@@ -234,8 +237,10 @@ func TestCompatWithEtcdctl(t *testing.T) {
 // test setup.
 type compatServer struct {
 	ep      string
+	peerURL string
 	etcdctl string
 	cli     *clientv3.Client
+	member  memberCompatState
 }
 
 func startCompatServer(t *testing.T) *compatServer {
@@ -287,7 +292,7 @@ func startCompatServer(t *testing.T) *compatServer {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &compatServer{ep: ep, etcdctl: etcdctl, cli: cli}
+	return &compatServer{ep: ep, peerURL: peerURL, etcdctl: etcdctl, cli: cli}
 }
 
 // freeAddr returns a loopback address with a port that was free just now.

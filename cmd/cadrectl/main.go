@@ -76,6 +76,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newCompactionCommand(),
 		a.newEndpointCommand(),
 		a.newMemberCommand(),
+		a.newMoveLeaderCommand(),
 		a.newVersionCommand(),
 		a.newOptionsCommand(root),
 	)

@@ -16,30 +16,48 @@ func (a *app) newMemberCommand() *cobra.Command {
 		Long:    "Membership related commands",
 		GroupID: groupCluster,
 	}
-	cmd.AddCommand(a.newMemberListCommand())
+	// etcdctl's order, which its help shows.
+	cmd.AddCommand(
+		a.newMemberAddCommand(),
+		a.newMemberRemoveCommand(),
+		a.newMemberUpdateCommand(),
+		a.newMemberListCommand(),
+		a.newMemberPromoteCommand(),
+	)
 	return cmd
 }
 
 func (a *app) newMemberListCommand() *cobra.Command {
-	var consistency string
+	var (
+		consistency string
+		progress    bool
+	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "Lists all members in the cluster",
 		Long: `When --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.
 The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.
+With --progress (Cadre only) they are followed by Lag and Snapshot: how many
+entries each member is behind the leader's commit index, and the progress of a
+snapshot being sent to it. "-w wide" is "-w table --progress".
 `,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.memberList(cmd, consistency)
+			return a.memberList(cmd, consistency, progress)
 		},
 	}
 	cmd.Flags().StringVar(&consistency, "consistency", "l", "Linearizable(l) or Serializable(s)")
+	cmd.Flags().BoolVar(&progress, "progress", false, "also show each member's replication lag and snapshot transfer (Cadre only)")
 	return cmd
 }
 
-func (a *app) memberList(cmd *cobra.Command, consistency string) error {
+func (a *app) memberList(cmd *cobra.Command, consistency string, progress bool) error {
 	serializable, err := parseConsistency(consistency)
 	if err != nil {
 		return err
+	}
+	if a.global.writeOut == formatWide {
+		// Only member list knows "wide"; it is its table with progress.
+		a.global.writeOut, progress = formatTable, true
 	}
 	var opts []clientv3.OpOption
 	if serializable {
@@ -56,7 +74,14 @@ func (a *app) memberList(cmd *cobra.Command, consistency string) error {
 	if err != nil {
 		return requestFailed(err)
 	}
-	return p.memberList(resp)
+	if !progress {
+		return p.memberList(resp)
+	}
+	prog, raw, err := a.fetchProgress(cmd)
+	if err != nil {
+		return err
+	}
+	return p.memberListProgress(resp, prog, raw)
 }
 
 // memberTable is the member list as table rows; the simple format prints the
@@ -94,33 +119,46 @@ func (p *printer) memberList(r *clientv3.MemberListResponse) error {
 		p.table(memberTable(resp.GetMembers()))
 		return nil
 	case formatFields:
-		p.fieldsHeader(resp.GetHeader())
-		for _, m := range resp.GetMembers() {
-			if p.hex {
-				fmt.Fprintf(p.out, "\"ID\" : %x\n", m.GetID())
-			} else {
-				fmt.Fprintf(p.out, "\"ID\" : %d\n", m.GetID())
-			}
-			fmt.Fprintf(p.out, "\"Name\" : %q\n", m.GetName())
-			for _, u := range m.GetPeerURLs() {
-				fmt.Fprintf(p.out, "\"PeerURL\" : %q\n", u)
-			}
-			for _, u := range m.GetClientURLs() {
-				fmt.Fprintf(p.out, "\"ClientURL\" : %q\n", u)
-			}
-			fmt.Fprintf(p.out, "\"IsLearner\" : %v\n", m.GetIsLearner())
-			fmt.Fprintln(p.out)
-		}
+		p.memberFields(resp, nil)
 		return nil
 	case formatJSON:
-		if p.hex {
-			p.json(hexMembersJSON{Header: hexHeader(resp.GetHeader()), Members: hexMembers(resp.GetMembers())})
-		} else {
-			p.json(resp)
-		}
+		p.json(p.memberListJSON(resp))
 		return nil
 	}
 	return p.message(resp)
+}
+
+// memberFields prints a member list in the fields format; extra, if set,
+// adds lines at the end of each member.
+func (p *printer) memberFields(resp *pb.MemberListResponse, extra func(*pb.Member)) {
+	p.fieldsHeader(resp.GetHeader())
+	for _, m := range resp.GetMembers() {
+		if p.hex {
+			fmt.Fprintf(p.out, "\"ID\" : %x\n", m.GetID())
+		} else {
+			fmt.Fprintf(p.out, "\"ID\" : %d\n", m.GetID())
+		}
+		fmt.Fprintf(p.out, "\"Name\" : %q\n", m.GetName())
+		for _, u := range m.GetPeerURLs() {
+			fmt.Fprintf(p.out, "\"PeerURL\" : %q\n", u)
+		}
+		for _, u := range m.GetClientURLs() {
+			fmt.Fprintf(p.out, "\"ClientURL\" : %q\n", u)
+		}
+		fmt.Fprintf(p.out, "\"IsLearner\" : %v\n", m.GetIsLearner())
+		if extra != nil {
+			extra(m)
+		}
+		fmt.Fprintln(p.out)
+	}
+}
+
+// memberListJSON is the value the json format prints for a member list.
+func (p *printer) memberListJSON(resp *pb.MemberListResponse) any {
+	if p.hex {
+		return hexMembersJSON{Header: hexHeader(resp.GetHeader()), Members: hexMembers(resp.GetMembers())}
+	}
+	return resp
 }
 
 // hexHeaderJSON is a response header with IDs as hex strings (json --hex).

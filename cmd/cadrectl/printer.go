@@ -19,6 +19,8 @@ const (
 	formatTable    = "table"
 	formatFields   = "fields"
 	formatProtobuf = "protobuf"
+	// formatWide is accepted by member list only: its table with progress.
+	formatWide = "wide"
 )
 
 // printer writes command results in the format chosen by --write-out. The

@@ -431,6 +431,13 @@ func judgePromote(v *View, c Change) judgement {
 	}
 	// Readiness is checked even without the strict check, as in etcd.
 	const fix = "wait for the learner to catch up and retry; `cadrectl member list` shows its lag"
+	if !m.Started() || v.Match[m.ID] == 0 || v.ActiveSince[m.ID].IsZero() {
+		// A learner that never started (or is not connected now) has
+		// acknowledged nothing recent: with a small commit index its lag
+		// alone could look small, so it must be replicating to count.
+		return refuse("start the learner with the settings `member add` printed, wait until it has caught up, then promote it", ErrLearnerNotReady,
+			"learner %s is not replicating from the leader (started: %v, connected: %v, match %d)", labelID(v, m.ID), m.Started(), !v.ActiveSince[m.ID].IsZero(), v.Match[m.ID])
+	}
 	if v.SnapshotInFlight[m.ID] {
 		return refuse(fix, ErrLearnerNotReady, "learner %s is still receiving a snapshot (snapshot in flight)", labelID(v, m.ID))
 	}

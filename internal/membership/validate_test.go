@@ -165,7 +165,16 @@ func validateCases() []validateCase {
 		{"promote past lag bound", withLrn(true, 101), pro(4), ErrLearnerNotReady,
 			[]string{"101 entries behind the leader's commit index 1000 (match 899)", "at most 100"}},
 		{"promote past lag bound strict off", withLrn(false, 101), pro(4), ErrLearnerNotReady, nil},
-		{"promote without progress", withLrn(true, -1), pro(4), ErrLearnerNotReady, []string{"1000 entries behind"}},
+		{"promote without progress", withLrn(true, -1), pro(4), ErrLearnerNotReady, []string{"not replicating", "match 0"}},
+		{"promote never started", with(withLrn(true, 0), func(v *View) {
+			for _, m := range v.Members {
+				if m.ID == 4 {
+					m.Name = ""
+				}
+			}
+		}), pro(4), ErrLearnerNotReady, []string{"not replicating", "started: false"}},
+		{"promote disconnected", with(withLrn(true, 0), func(v *View) { delete(v.ActiveSince, 4) }), pro(4), ErrLearnerNotReady, []string{"connected: false"}},
+		{"promote far behind", withLrn(true, 101), pro(4), ErrLearnerNotReady, []string{"101 entries behind"}},
 		{"promote ahead of commit", with(withLrn(true, 0), func(v *View) { v.Match[4] = 1005 }), pro(4), nil, nil},
 		{"promote snapshot in flight", with(withLrn(true, 0), func(v *View) { v.SnapshotInFlight[4] = true }), pro(4), ErrLearnerNotReady, []string{"snapshot in flight"}},
 		{"promote too few started", view(true, lead, unst, unst, lrn), pro(4), ErrNotEnoughStarted,
