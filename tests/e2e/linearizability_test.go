@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/cadrekv/cadre/tests/framework"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+const (
+	linCheckTimeout = 60 * time.Second
+	linWarmup       = 1500 * time.Millisecond // traffic before the first step
+	linPause        = time.Second             // traffic between two steps
+	linTail         = 1500 * time.Millisecond // traffic after the last step
+	linMinOK        = 300                     // successful ops a run must have
+	linMinAfter     = 10                      // successful ops after the leader's removal
+)
+
+// TestLinearizableDuringReconfiguration runs 8 clients (2 pinned to each of
+// 3 members, 2 balanced) doing Put, linearizable Get and compare-and-swap on
+// 5 keys while the membership changes step by step: a learner is added,
+// caught up and promoted; a follower's peer URL is changed and the follower
+// restarted on it; a follower is removed; the leader is removed. The history
+// must be linearizable (porcupine, see lincheck_model_test.go), the cluster
+// must keep serving, and the remaining members must agree at the end.
+func TestLinearizableDuringReconfiguration(t *testing.T) {
+	began := time.Now()
+	cl := framework.NewCluster(t, 3, framework.Options{})
+	lc := &linCluster{t: t, token: "cadre-e2e", rec: newLinRecorder()}
+
+	// Probe the Cluster service before any traffic: Cadre may not have it yet.
+	probe := linDial(t, cl.Endpoints()...)
+	ctx, cancel := context.WithTimeout(context.Background(), linRPCTimeout)
+	members, err := linMembers(ctx, probe)
+	cancel()
+	probe.Close()
+	linSkipIfUnimplemented(t, "MemberList", err)
+	if err != nil {
+		t.Fatalf("MemberList: %v", err)
+	}
+	for _, m := range cl.Members {
+		n := &linNode{name: m.Name, client: m.Endpoint(), peer: m.PeerURL(), proc: m}
+		for _, lm := range members {
+			if lm.name == m.Name {
+				n.id = lm.id
+			}
+		}
+		if n.id == 0 {
+			t.Fatalf("member %s not in MemberList %v", m.Name, members)
+		}
+		lc.nodes = append(lc.nodes, n)
+	}
+
+	var clis []*clientv3.Client
+	for i := range 6 {
+		clis = append(clis, framework.NewClient(t, cl.Members[i%3].Endpoint()))
+	}
+	balanced := []*clientv3.Client{framework.NewClient(t, cl.Endpoints()...), framework.NewClient(t, cl.Endpoints()...)}
+	clis = append(clis, balanced...)
+	rebalance := func() {
+		for _, b := range balanced {
+			b.SetEndpoints(lc.endpoints()...)
+		}
+	}
+
+	tr := startLinTraffic(lc.rec, clis)
+	t.Cleanup(tr.Stop) // runs before the clients are closed
+	time.Sleep(linWarmup)
+
+	var learner, moved *linNode
+	lc.step("add learner infra4, catch up, promote", func() {
+		learner = lc.addLearner("infra4")
+		rebalance()
+	})
+	time.Sleep(linPause)
+	lc.step("move a follower's peer URL and restart it", func() {
+		moved = lc.follower(lc.leader(), learner)
+		lc.movePeerURL(moved)
+	})
+	time.Sleep(linPause)
+	lc.step("remove a follower", func() {
+		leader := lc.leader()
+		lc.remove(lc.follower(leader, moved), leader)
+		rebalance()
+	})
+	time.Sleep(linPause)
+	lc.step("remove the leader", func() {
+		leader := lc.leader()
+		lc.remove(leader, lc.follower(leader))
+		rebalance()
+		t.Logf("new leader after removing %s: %s", leader.name, lc.leader().name)
+	})
+	time.Sleep(linTail)
+	tr.Stop()
+	trafficEnd := lc.rec.now()
+
+	linFinalOps(t, lc, len(clis))
+	linCheckAgreement(t, lc)
+
+	history := lc.rec.history()
+	ok, failedReads, unknown := tr.summary()
+	afterLast, casOK, casFailed := 0, 0, 0
+	for _, op := range history {
+		out := op.Output.(linOutput)
+		if op.Input.(linInput).Kind == linCAS && !out.Unknown {
+			if out.Succeeded {
+				casOK++
+			} else {
+				casFailed++
+			}
+		}
+		if op.ClientId < len(clis) && !out.Unknown && op.Call >= lc.notes[len(lc.notes)-1].End {
+			afterLast++
+		}
+	}
+	secs := time.Duration(trafficEnd).Seconds()
+	t.Logf("traffic: %.1fs, %d ops recorded, %d ok (%.0f/s; cas %d succeeded, %d failed), %d failed reads dropped, %d writes of unknown outcome, %d ok after the last step",
+		secs, len(history), ok, float64(ok)/secs, casOK, casFailed, failedReads, unknown, afterLast)
+	if ok < linMinOK {
+		t.Fatalf("only %d successful operations, want >= %d: the traffic did not exercise the cluster", ok, linMinOK)
+	}
+	if afterLast < linMinAfter {
+		t.Fatalf("only %d successful operations after the leader's removal, want >= %d: the cluster stopped serving", afterLast, linMinAfter)
+	}
+	linCheck(t, history, lc.notes)
+	t.Logf("total test time %v", time.Since(began).Round(time.Millisecond))
+}
+
+// linFinalOps does a final successful Put and a linearizable Get of every
+// key on every remaining member, all recorded in the history so that
+// porcupine checks that acknowledged writes survived.
+func linFinalOps(t *testing.T, lc *linCluster, firstID int) {
+	t.Helper()
+	cli := framework.NewClient(t, lc.endpoints()...)
+	final := linInput{Kind: linPut, Key: linKey(0), Value: "final"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := lc.rec.linDo(cli, firstID, final)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("final put did not succeed within 10s: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for i, n := range lc.nodes {
+		mc := framework.NewClient(t, n.client)
+		for k := range linKeyCount {
+			in := linInput{Kind: linGet, Key: linKey(k)}
+			eventually(t, 10*time.Second, "final read of "+in.Key+" on "+n.name, func() error {
+				_, err := lc.rec.linDo(mc, firstID+1+i, in)
+				return err
+			})
+		}
+	}
+}
+
+// linCheckAgreement waits until every remaining member reports, from its
+// own state (serializable reads), the same revision and the same values.
+func linCheckAgreement(t *testing.T, lc *linCluster) {
+	t.Helper()
+	eventually(t, 10*time.Second, "remaining members agreeing on revision and values", func() error {
+		var first string
+		for _, n := range lc.nodes {
+			cli := linDial(t, n.client)
+			ctx, cancel := context.WithTimeout(context.Background(), linRPCTimeout)
+			resp, err := cli.Get(ctx, "lin/", clientv3.WithPrefix(), clientv3.WithSerializable())
+			cancel()
+			cli.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.name, err)
+			}
+			state := fmt.Sprintf("rev %d:", resp.Header.Revision)
+			for _, kv := range resp.Kvs {
+				state += fmt.Sprintf(" %s=%s@%d", kv.Key, kv.Value, kv.ModRevision)
+			}
+			if first == "" {
+				first = state
+				t.Logf("%s: %s", n.name, state)
+			} else if state != first {
+				return fmt.Errorf("%s has %q, %s has %q", lc.nodes[0].name, first, n.name, state)
+			}
+		}
+		return nil
+	})
+}
+
+// linCheck runs porcupine on history; on a violation it writes the
+// visualization and fails with its path.
+func linCheck(t *testing.T, history []porcupine.Operation, notes []porcupine.Annotation) {
+	t.Helper()
+	model := linModel()
+	start := time.Now()
+	res, info := porcupine.CheckOperationsVerbose(model, history, linCheckTimeout)
+	t.Logf("porcupine: %s for %d operations in %v", res, len(history), time.Since(start).Round(time.Millisecond))
+	switch res {
+	case porcupine.Ok:
+		return
+	case porcupine.Unknown:
+		t.Fatalf("porcupine timed out after %v on %d operations: shorten the traffic or lower its rate", linCheckTimeout, len(history))
+	}
+	info.AddAnnotations(notes)
+	dir, err := os.MkdirTemp("", "cadre-linearizability-")
+	if err != nil {
+		t.Fatalf("history is not linearizable, and the visualization could not be written: %v", err)
+	}
+	path := filepath.Join(dir, "history.html")
+	if err := porcupine.VisualizePath(model, info, path); err != nil {
+		t.Fatalf("history is not linearizable, and the visualization could not be written: %v", err)
+	}
+	t.Fatalf("history is not linearizable (%d operations); open %s", len(history), path)
+}
+
+// TestLinearizableModel shows that the model accepts a linearizable history
+// and rejects non-linearizable ones, so the check above can fail.
+func TestLinearizableModel(t *testing.T) {
+	get := func(c int, call, ret int64, key, val string, rev int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: c, Call: call, Return: ret, Input: linInput{Kind: linGet, Key: key}, Output: linOutput{Value: val, Rev: rev}}
+	}
+	put := func(c int, call, ret int64, key, val string, rev int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: c, Call: call, Return: ret, Input: linInput{Kind: linPut, Key: key, Value: val}, Output: linOutput{Rev: rev}}
+	}
+	lost := func(c int, call int64, key, val string) porcupine.Operation {
+		return porcupine.Operation{ClientId: c, Call: call, Return: linInfinity, Input: linInput{Kind: linPut, Key: key, Value: val}, Output: linOutput{Unknown: true}}
+	}
+	cas := func(c int, call, ret int64, key, expect, val string, out linOutput) porcupine.Operation {
+		return porcupine.Operation{ClientId: c, Call: call, Return: ret, Input: linInput{Kind: linCAS, Key: key, Value: val, Expect: expect}, Output: out}
+	}
+	for _, tc := range []struct {
+		name    string
+		history []porcupine.Operation
+		want    porcupine.CheckResult
+	}{
+		{"sequential put get", []porcupine.Operation{put(0, 0, 10, "a", "x", 2), get(1, 20, 30, "a", "x", 2)}, porcupine.Ok},
+		{"concurrent read sees old or new", []porcupine.Operation{
+			put(0, 0, 10, "a", "x", 2), put(0, 20, 40, "a", "y", 3),
+			get(1, 25, 30, "a", "x", 2), get(2, 26, 35, "a", "y", 3), get(1, 45, 50, "a", "y", 3),
+		}, porcupine.Ok},
+		{"keys are independent", []porcupine.Operation{put(0, 0, 10, "a", "x", 2), get(1, 20, 30, "b", "", 0)}, porcupine.Ok},
+		{"unknown write may apply later", []porcupine.Operation{lost(0, 0, "a", "x"), get(1, 10, 20, "a", "", 0), get(1, 30, 40, "a", "x", 5)}, porcupine.Ok},
+		{"unknown write may never apply", []porcupine.Operation{lost(0, 0, "a", "x"), put(1, 10, 20, "a", "y", 3), get(1, 30, 40, "a", "y", 3)}, porcupine.Ok},
+		{"cas on absent key, then a failed cas reads it", []porcupine.Operation{
+			cas(0, 0, 10, "a", "", "x", linOutput{Succeeded: true, Rev: 2}),
+			cas(1, 20, 30, "a", "", "y", linOutput{Value: "x", Rev: 2}),
+		}, porcupine.Ok},
+		{"stale read after a write returned", []porcupine.Operation{put(0, 0, 10, "a", "x", 2), get(1, 20, 30, "a", "", 0)}, porcupine.Illegal},
+		{"read goes back in time", []porcupine.Operation{
+			put(0, 0, 10, "a", "x", 2), put(0, 20, 30, "a", "y", 3),
+			get(1, 15, 50, "a", "y", 3), get(2, 60, 70, "a", "x", 2),
+		}, porcupine.Illegal},
+		{"lost acknowledged write", []porcupine.Operation{put(0, 0, 10, "a", "x", 2), put(1, 0, 10, "a", "y", 3), get(2, 20, 30, "a", "", 0)}, porcupine.Illegal},
+		{"revision goes backwards", []porcupine.Operation{put(0, 0, 10, "a", "x", 5), put(0, 20, 30, "a", "y", 4)}, porcupine.Illegal},
+		{"read of a value at the wrong revision", []porcupine.Operation{put(0, 0, 10, "a", "x", 5), get(1, 20, 30, "a", "x", 6)}, porcupine.Illegal},
+		{"two cas succeed on the same guard", []porcupine.Operation{
+			put(0, 0, 10, "a", "x", 2),
+			cas(1, 20, 30, "a", "x", "y", linOutput{Succeeded: true, Rev: 3}),
+			cas(2, 40, 50, "a", "x", "z", linOutput{Succeeded: true, Rev: 4}),
+		}, porcupine.Illegal},
+		{"cas fails though the guard held", []porcupine.Operation{
+			put(0, 0, 10, "a", "x", 2),
+			cas(1, 20, 30, "a", "x", "y", linOutput{Value: "x", Rev: 2}),
+		}, porcupine.Illegal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := porcupine.CheckOperationsTimeout(linModel(), tc.history, 5*time.Second); got != tc.want {
+				t.Fatalf("check = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
