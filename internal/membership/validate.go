@@ -397,8 +397,11 @@ func judgeRemove(v *View, c Change) judgement {
 			ErrNotEnoughStarted, "removing %s leaves %d voters (quorum %d) but only %d of them have started (%s; unstarted: %s)",
 			labelID(v, m.ID), after, quorum(after), len(started), names(started), ids(unstarted))
 	}
-	if !v.active(m.ID) {
-		return j2 // etcd: a member the leader cannot reach is safe to remove
+	if m.ID != v.Leader && v.ActiveSince[m.ID].IsZero() {
+		// etcd: a member the leader has no connection to at all is safe
+		// to remove. "Connected" here means now, for any time: a member
+		// that reconnected a moment ago still votes.
+		return j2
 	}
 	if j3 := needActive(v, voters, m.ID, quorum(after), "removing "+labelID(v, m.ID)); j3.err != nil {
 		return j3

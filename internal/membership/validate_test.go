@@ -165,6 +165,7 @@ func validateCases() []validateCase {
 		{"promote past lag bound", withLrn(true, 101), pro(4), ErrLearnerNotReady,
 			[]string{"101 entries behind the leader's commit index 1000 (match 899)", "at most 100"}},
 		{"promote past lag bound strict off", withLrn(false, 101), pro(4), ErrLearnerNotReady, nil},
+		{"remove freshly connected voter while another is down", view(true, lead, vm{name: "infra2"}, new3), rm(3), ErrUnhealthy, nil},
 		{"promote without progress", withLrn(true, -1), pro(4), ErrLearnerNotReady, []string{"not replicating", "match 0"}},
 		{"promote never started", with(withLrn(true, 0), func(v *View) {
 			for _, m := range v.Members {

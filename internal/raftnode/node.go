@@ -202,7 +202,21 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) err
 }
 
 // Process steps a message received from a peer.
+//
+// A proposal forwarded by a follower is accepted by raft only while there
+// is a leader: without one, Step would wait, and every message queued
+// behind it on the same stream (the very votes that would elect a leader)
+// would wait too. So forwarded proposals are dropped when there is no
+// leader and never wait longer than a tick; their proposers retry.
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
+	if m.GetType() == raftpb.MsgProp {
+		if n.Leader() == 0 {
+			return raft.ErrProposalDropped
+		}
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.TickInterval)
+		defer cancel()
+		return n.node.Step(ctx, m)
+	}
 	return n.node.Step(ctx, m)
 }
 

@@ -58,7 +58,7 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 		applyDone: make(chan struct{}),
 		stopping:  make(chan struct{}),
 		done:      make(chan struct{}),
-		peers:     map[uint64]bool{},
+		peers:     map[uint64][]string{},
 		reqTimout: 5*time.Second + 2*cfg.ElectionTimeout,
 	}
 	s.peerClient = &http.Client{}

@@ -31,6 +31,14 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 		return nil, cerr.ErrNotSupportedLrnr
 	}
 	if !s.node.IsLeader() {
+		if !dryRun {
+			// Refuse here what needs no leader to judge (bad URLs, unknown
+			// IDs, not enough started members), as etcd does: the answer
+			// must not depend on whether a leader is reachable.
+			if err := membership.Validate(s.localView(), c); err != nil {
+				return nil, err
+			}
+		}
 		return s.forwardChange(ctx, c, dryRun)
 	}
 	if c.Kind == membership.ChangeRemove && c.ID == s.id && !dryRun {
@@ -143,6 +151,21 @@ func (s *Server) view() membership.View {
 	for id, pr := range st.Progress {
 		v.Match[id] = pr.Match
 		v.SnapshotInFlight[id] = pr.State == tracker.StateSnapshot
+	}
+	return v
+}
+
+// localView is a view for the checks any member can make: connectivity
+// and replication progress are taken as perfect, so only the rules that
+// do not depend on them can refuse.
+func (s *Server) localView() membership.View {
+	v := s.view()
+	v.Leader = s.id
+	long := v.Now.Add(-time.Hour)
+	for _, m := range v.Members {
+		v.ActiveSince[m.ID] = long
+		v.Match[m.ID] = v.Commit
+		v.SnapshotInFlight[m.ID] = false
 	}
 	return v
 }

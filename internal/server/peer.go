@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -91,18 +92,23 @@ func (s *Server) addPeer(m *membership.Member) {
 	}
 	s.peersMu.Lock()
 	defer s.peersMu.Unlock()
-	if s.peers[m.ID] {
-		s.tr.UpdatePeer(m.ID, m.PeerURLs)
+	if old, ok := s.peers[m.ID]; ok {
+		// Re-applying a known member (log replay) must not drop a live
+		// stream: only a real URL change re-dials.
+		if !slices.Equal(old, m.PeerURLs) {
+			s.peers[m.ID] = slices.Clone(m.PeerURLs)
+			s.tr.UpdatePeer(m.ID, m.PeerURLs)
+		}
 		return
 	}
-	s.peers[m.ID] = true
+	s.peers[m.ID] = slices.Clone(m.PeerURLs)
 	s.tr.AddPeer(m.ID, m.PeerURLs)
 }
 
 func (s *Server) removePeer(id uint64) {
 	s.peersMu.Lock()
 	defer s.peersMu.Unlock()
-	if s.peers[id] {
+	if _, ok := s.peers[id]; ok {
 		delete(s.peers, id)
 		s.tr.RemovePeer(id)
 	}

@@ -69,7 +69,7 @@ type Server struct {
 	joinPeers  []*membership.Member // a joining member's peers, before the log arrives
 
 	peersMu sync.Mutex
-	peers   map[uint64]bool // peers known to the transport
+	peers   map[uint64][]string // peers known to the transport, with their URLs
 }
 
 // ID returns this member's ID.
