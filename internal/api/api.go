@@ -32,6 +32,12 @@ type Member interface {
 	ChangeMembers(ctx context.Context, c membership.Change, dryRun bool) (*membership.ChangeResult, error)
 	MembersProgress(ctx context.Context) (*membership.Progress, error)
 	MoveLeader(ctx context.Context, target uint64) error
+
+	LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error)
+	LeaseRevoke(ctx context.Context, id int64) (*pb.LeaseRevokeResponse, error)
+	LeaseRenew(ctx context.Context, id int64) (int64, error)
+	LeaseTimeToLive(ctx context.Context, id int64, keys bool) (*pb.LeaseTimeToLiveResponse, error)
+	LeaseLeases(ctx context.Context) (*pb.LeaseLeasesResponse, error)
 }
 
 // Limits are the request limits enforced before anything is proposed.
@@ -44,6 +50,7 @@ func Register(g *grpc.Server, m Member, lim Limits, lg *slog.Logger) {
 	pb.RegisterKVServer(g, &kvServer{m: m, lim: lim})
 	pb.RegisterMaintenanceServer(g, &maintenanceServer{m: m})
 	pb.RegisterClusterServer(g, &clusterServer{m: m})
+	pb.RegisterLeaseServer(g, &leaseServer{m: m})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)

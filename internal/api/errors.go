@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cadrekv/cadre/internal/cerr"
+	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
 )
@@ -43,7 +44,13 @@ var errorTable = []struct {
 	{membership.ErrIDExists, rpctypes.ErrGRPCMemberExist},
 	{membership.ErrIDNotFound, rpctypes.ErrGRPCMemberNotFound},
 	{membership.ErrIDRemoved, rpctypes.ErrGRPCMemberNotFound},
+	{lease.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{lease.ErrLeaseExists, rpctypes.ErrGRPCLeaseExist},
+	{lease.ErrLeaseTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
+	{lease.ErrNotPrimary, rpctypes.ErrGRPCNotLeader},
 }
+
+func isLeaseNotFound(err error) bool { return errors.Is(err, lease.ErrLeaseNotFound) }
 
 // errGRPCTimeoutLeaderTransfer is etcd's text for a leader transfer that
 // did not finish; rpctypes has no value for it.

@@ -6,8 +6,6 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-
-	"github.com/cadrekv/cadre/internal/cerr"
 )
 
 type kvServer struct {
@@ -82,10 +80,6 @@ func checkPut(r *pb.PutRequest) error {
 	}
 	if r.IgnoreLease && r.Lease != 0 {
 		return rpctypes.ErrGRPCLeaseProvided
-	}
-	if r.Lease != 0 {
-		// Leases arrive with the lease service; until then no lease exists.
-		return togRPC(cerr.ErrLeaseNotFound)
 	}
 	return nil
 }

@@ -72,6 +72,7 @@ func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
 		grpc.ChainStreamInterceptor(api.StreamInterceptor(srv)),
 	)
 	api.Register(m.grpc, srv, api.Limits{MaxTxnOps: cfg.MaxTxnOps}, m.lg)
+	api.RegisterWatch(m.grpc, srv, cfg.MaxRequestBytes)
 	m.http = &http.Server{
 		Handler: api.HTTPHandler(srv, api.HTTPOptions{
 			Versions:    api.Versions{Server: server.Version, Cluster: server.ClusterVersion, Cadre: server.CadreVersion},

@@ -132,6 +132,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 
 	// 5. Advance.
 	n.node.Advance()
+	if k := len(rd.CommittedEntries); k > 0 {
+		n.advanced.Trigger(rd.CommittedEntries[k-1].GetIndex())
+	}
 	return nil
 }
 

@@ -97,6 +97,7 @@ type Node struct {
 	term     atomic.Uint64
 	isLeader atomic.Bool
 	applied  *wait.Index
+	advanced *wait.Index // committed index raft has been told is applied (Advance)
 
 	snapMu    sync.Mutex
 	confState *raftpb.ConfState
@@ -127,6 +128,7 @@ func Start(cfg Config, peers []raft.Peer) *Node {
 		stopc:      make(chan struct{}),
 		donec:      make(chan struct{}),
 		applied:    wait.NewIndex(cfg.Applied),
+		advanced:   wait.NewIndex(0),
 		confState:  cfg.ConfState,
 		snapIndex:  cfg.SnapshotIndex,
 		snapc:      make(chan uint64, 1),
@@ -252,6 +254,11 @@ func (n *Node) Applied(index uint64) {
 		}
 	}
 }
+
+// WaitAdvanced returns a channel closed once raft itself counts index as
+// applied. Raft refuses a new configuration change while an earlier one is
+// not, so a caller of a conf change waits for this before replying.
+func (n *Node) WaitAdvanced(index uint64) <-chan struct{} { return n.advanced.Wait(index) }
 
 // WaitApplied returns a channel closed once index is applied.
 func (n *Node) WaitApplied(index uint64) <-chan struct{} { return n.applied.Wait(index) }

@@ -16,8 +16,9 @@ import (
 
 // result is what a proposer receives once its entry is applied.
 type result struct {
-	resp proto.Message
-	err  error
+	resp  proto.Message
+	err   error
+	index uint64 // the entry's raft index
 }
 
 // applyLoop applies committed batches in log order. It is the only writer
@@ -91,7 +92,7 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 			changed, err := s.applyConfChange(&cc, fresh)
 			membershipChanged = membershipChanged || changed
 			if cc.GetId() != 0 {
-				results = append(results, done{cc.GetId(), result{nil, err}})
+				results = append(results, done{cc.GetId(), result{err: err, index: e.GetIndex()}})
 			}
 			if cc.GetType() == raftpb.ConfChangeRemoveNode && cc.GetNodeId() == s.id {
 				selfRemoved = true
@@ -127,29 +128,35 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 // applyRequest applies one normal entry inside the batch. It reports
 // whether the membership changed.
 func (s *Server) applyRequest(b *mvcc.Batch, r *pb.InternalRaftRequest) (result, bool) {
+	if res, ok := s.applyLease(b, r); ok {
+		return res, false
+	}
+	if err := s.checkLeases(r); err != nil {
+		return result{err: err}, false
+	}
 	switch {
 	case r.Put != nil:
 		resp, err := b.Put(r.Put)
-		return result{resp, err}, false
+		return result{resp: resp, err: err}, false
 	case r.DeleteRange != nil:
 		resp, err := b.DeleteRange(r.DeleteRange)
-		return result{resp, err}, false
+		return result{resp: resp, err: err}, false
 	case r.Txn != nil:
 		resp, err := b.Txn(r.Txn)
-		return result{resp, err}, false
+		return result{resp: resp, err: err}, false
 	case r.Compaction != nil:
 		resp, err := b.Compact(r.Compaction.GetRevision())
-		return result{resp, err}, false
+		return result{resp: resp, err: err}, false
 	case r.ClusterMemberAttrSet != nil:
 		a := r.ClusterMemberAttrSet
 		err := s.cluster.SetAttributes(a.GetMember_ID(), a.GetMemberAttributes().GetName(), a.GetMemberAttributes().GetClientUrls())
 		if err != nil {
 			s.lg.Warn("ignoring published attributes", "member", membership.IDString(a.GetMember_ID()), "error", err.Error())
-			return result{nil, err}, false
+			return result{err: err}, false
 		}
 		return result{}, true
 	}
-	return result{nil, fmt.Errorf("unsupported request in committed entry")}, false
+	return result{err: fmt.Errorf("unsupported request in committed entry")}, false
 }
 
 // applyConfChange is the single apply path of membership changes. A change
@@ -241,6 +248,9 @@ func (s *Server) installSnapshot(snap *raftpb.Snapshot) error {
 		return fmt.Errorf("installing snapshot %d: %w", index, err)
 	}
 	if err := s.loadMembership(s.ClusterID()); err != nil {
+		return err
+	}
+	if err := s.recoverLeases(); err != nil {
 		return err
 	}
 	for _, m := range s.cluster.Members() {

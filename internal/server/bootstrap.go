@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/cadrekv/cadre/internal/config"
+	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/metrics"
 	"github.com/cadrekv/cadre/internal/raftnode"
@@ -88,6 +89,10 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 			s.store.Close()
 		}
 	}()
+	s.lessor = lease.New(lease.Options{MinTTL: minLeaseTTL(cfg.ElectionTimeout), Logger: lg})
+	if err = s.recoverLeases(); err != nil {
+		return nil, err
+	}
 
 	// Stage 2: WAL and membership.
 	var (

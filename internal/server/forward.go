@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cadrekv/cadre/internal/cerr"
+	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
 )
 
@@ -31,6 +32,8 @@ var forwardableErrors = map[string]error{
 	"id-not-found":       membership.ErrIDNotFound,
 	"peer-url-exists":    membership.ErrPeerURLExists,
 	"no-leader":          cerr.ErrNoLeader,
+	"lease-not-found":    lease.ErrLeaseNotFound,
+	"lease-not-primary":  lease.ErrNotPrimary,
 	"timeout":            cerr.ErrTimeout,
 	"stopped":            cerr.ErrStopped,
 	"not-leader":         cerr.ErrNotLeader,
@@ -50,6 +53,7 @@ type changeRequest struct {
 }
 
 func (s *Server) registerForwardHandlers(mux *http.ServeMux) {
+	s.registerLeaseHandlers(mux)
 	mux.HandleFunc("POST /cadre/members/change", func(w http.ResponseWriter, r *http.Request) {
 		var req changeRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cadrekv/cadre/internal/cerr"
 	"github.com/cadrekv/cadre/internal/raftnode"
+	"github.com/cadrekv/cadre/internal/storage/mvcc"
 )
 
 // Range serves a read: serializable reads from local state, linearizable
@@ -139,3 +140,7 @@ func (s *Server) linearizableBarrier(ctx context.Context) error {
 	}
 	return err
 }
+
+// NewWatchStream opens a watch stream on this member's store: watches are
+// served locally, from the member's own applied history.
+func (s *Server) NewWatchStream() *mvcc.WatchStream { return s.store.NewWatchStream() }

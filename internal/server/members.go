@@ -114,7 +114,15 @@ func (s *Server) proposeConfChange(ctx context.Context, cc *raftpb.ConfChange) e
 	}
 	select {
 	case x := <-ch:
-		return x.(result).err
+		res := x.(result)
+		// Reply only once raft counts the change as applied: raft drops
+		// a next change proposed before that (etcd #15528).
+		select {
+		case <-s.node.WaitAdvanced(res.index):
+		case <-ctx.Done():
+		case <-s.stopping:
+		}
+		return res.err
 	case <-ctx.Done():
 		s.reqs.Cancel(id)
 		return s.proposeError(ctx, ctx.Err())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cadrekv/cadre/internal/config"
+	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/metrics"
 	"github.com/cadrekv/cadre/internal/raftnode"
@@ -44,10 +45,11 @@ type Server struct {
 	clusterID atomic.Uint64
 	cluster   *membership.Cluster
 
-	wal   *wal.WAL
-	store *mvcc.Store
-	node  *raftnode.Node
-	tr    *transport.Transport
+	wal    *wal.WAL
+	store  *mvcc.Store
+	lessor *lease.Lessor
+	node   *raftnode.Node
+	tr     *transport.Transport
 
 	peerSrv   *http.Server
 	peerLns   []net.Listener
@@ -104,6 +106,8 @@ func (s *Server) start() {
 	go s.applyLoop()
 	go s.watchFatal()
 	go s.publish()
+	go s.leaseLoop()
+	go s.compactLoop()
 }
 
 // watchFatal stops the member when raft reports a fatal error.
@@ -167,33 +171,15 @@ func (s *Server) shutdown(graceful bool) {
 	})
 }
 
-// transferLeadershipOnStop moves leadership to the voter whose log is the
-// most complete, bounded by an election timeout.
+// transferLeadershipOnStop hands leadership over before a graceful stop,
+// so the cluster does not wait an election timeout for a new leader.
 func (s *Server) transferLeadershipOnStop() {
 	if !s.node.IsLeader() {
 		return
 	}
-	st := s.node.Status()
-	var target, best uint64
-	for id, pr := range st.Progress {
-		if id == s.id || pr.IsLearner {
-			continue
-		}
-		if target == 0 || pr.Match > best {
-			target, best = id, pr.Match
-		}
+	if err := s.transferLeadership(context.Background(), "graceful stop"); err != nil {
+		s.lg.Warn("leadership transfer on stop failed; stopping anyway", "error", err.Error())
 	}
-	if target == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ElectionTimeout*2)
-	defer cancel()
-	start := time.Now()
-	if err := s.node.TransferLeadership(ctx, target); err != nil {
-		s.lg.Warn("leadership transfer on stop failed; stopping anyway", "transferee", membership.IDString(target), "error", err.Error())
-		return
-	}
-	s.lg.Info("transferred leadership before stopping", "transferee", membership.IDString(target), "took", time.Since(start).String())
 }
 
 // nextID returns a request ID unique across the cluster: the member ID's

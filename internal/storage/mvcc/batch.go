@@ -31,6 +31,11 @@ type Batch struct {
 	appliedSet                bool
 	appliedIndex, appliedTerm uint64
 
+	// Watch events, recorded only when watchers exist (decided at Begin;
+	// notify serves watchers added meanwhile from history).
+	record, withPrev bool
+	events           []recEvent
+
 	// arena holds every key and value handed to bbolt: bbolt keeps
 	// references to them until the transaction ends, so they cannot live in
 	// reused scratch space, and one growing buffer saves an allocation each.
@@ -54,7 +59,8 @@ func (s *Store) Begin() (*Batch, error) {
 	}
 	s.gen++
 	// Clone under the write lock: btree.Clone must not overlap readers.
-	b := &Batch{s: s, tree: s.tree.Clone(), gen: s.gen, rev: s.rev, compacted: s.compacted, arena: s.arena[:0]}
+	b := &Batch{s: s, tree: s.tree.Clone(), gen: s.gen, rev: s.rev, compacted: s.compacted, arena: s.arena[:0],
+		record: s.hub.watchers.Load() > 0, withPrev: s.hub.prevKV.Load() > 0}
 	s.arena = nil
 	s.batch = b
 	db := s.db
@@ -133,6 +139,13 @@ func (b *Batch) get(r revision) (*mvccpb.KeyValue, error) {
 // operation's revision and updates the index; ki is key's index or nil.
 func (b *Batch) write(ki *keyIndex, key, value []byte, lease int64, tomb bool) error {
 	r := revision{main: b.rev + 1, sub: b.sub}
+	var prev *mvccpb.KeyValue
+	if b.record && b.withPrev && ki != nil && ki.live() {
+		var err error
+		if prev, err = b.get(ki.last().revision); err != nil {
+			return err
+		}
+	}
 	start := len(b.arena)
 	b.arena = appendRevKey(b.arena, r, tomb)
 	k := b.arena[start:len(b.arena):len(b.arena)]
@@ -150,6 +163,9 @@ func (b *Batch) write(ki *keyIndex, key, value []byte, lease int64, tomb bool) e
 		return b.fail(fmt.Errorf("mvcc: write revision %d/%d: %w", r.main, r.sub, err))
 	}
 	b.sub++
+	if b.record {
+		b.recordEvent(key, value, create, r.main, ver, lease, tomb, prev)
+	}
 	switch {
 	case ki == nil:
 		ki = &keyIndex{key: bytes.Clone(key), revs: make([]revEntry, 0, 2), gen: b.gen}
@@ -368,6 +384,7 @@ func (b *Batch) Commit() error {
 	took := time.Since(start)
 
 	s := b.s
+	be := batchEvents{rev: b.rev, events: b.events, recorded: b.record, withPrev: b.withPrev}
 	s.mu.Lock()
 	if err == nil {
 		s.tree, s.rev, s.compacted = b.tree, b.rev, b.compacted
@@ -380,6 +397,8 @@ func (b *Batch) Commit() error {
 	if err != nil {
 		return fmt.Errorf("mvcc: commit: %w", err)
 	}
+	// Watchers hear of the batch only now that readers can see it.
+	s.hub.notify(be)
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit(took)
 	}
@@ -407,5 +426,43 @@ func (b *Batch) release() {
 			b.s.arena = b.arena[:0]
 		}
 	}
-	b.arena, b.tree = nil, nil
+	b.arena, b.tree, b.events = nil, nil, nil
+}
+
+// recordEvent keeps the watch event of one write. Key and value are copied:
+// the arena is reused by the next batch.
+func (b *Batch) recordEvent(key, value []byte, create, mod, ver, lease int64, tomb bool, prev *mvccpb.KeyValue) {
+	kv := &mvccpb.KeyValue{ModRevision: mod}
+	ev := &mvccpb.Event{Type: mvccpb.PUT, Kv: kv}
+	if tomb {
+		ev.Type = mvccpb.DELETE
+		kv.Key = bytes.Clone(key)
+	} else {
+		both := make([]byte, len(key)+len(value))
+		copy(both, key)
+		copy(both[len(key):], value)
+		kv.Key = both[:len(key):len(key)]
+		if len(value) > 0 {
+			kv.Value = both[len(key):]
+		}
+		kv.CreateRevision, kv.Version, kv.Lease = create, ver, lease
+	}
+	re := recEvent{ev: ev, withPrev: ev}
+	if prev != nil {
+		re.withPrev = &mvccpb.Event{Type: ev.Type, Kv: kv, PrevKv: prev}
+	}
+	b.events = append(b.events, re)
+}
+
+// Get returns the current version of key as this batch sees it, or nil if
+// the key does not exist.
+func (b *Batch) Get(key []byte) (*mvccpb.KeyValue, error) {
+	if err := b.usable(); err != nil {
+		return nil, err
+	}
+	ki := b.lookup(key)
+	if ki == nil || !ki.live() {
+		return nil, nil
+	}
+	return b.get(ki.last().revision)
 }

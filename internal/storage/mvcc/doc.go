@@ -35,4 +35,18 @@
 // Reads run concurrently with an open Batch and see only committed state: a
 // Batch edits a copy-on-write clone of the index and publishes it, with the
 // new revision and applied index, only after the bbolt commit succeeded.
+//
+// # Watch
+//
+// A Batch records one event per write (only while watchers exist). Commit
+// hands them to the watcher hub after publishing, so a watcher never sees an
+// event a reader cannot. Synced watchers get each batch as one response,
+// offered without blocking on their stream's bounded channel; a watcher
+// whose stream is full, or that starts in the past, is "unsynced" and is
+// caught up by a background loop reading bounded windows of the kv bucket
+// (whole revisions only), then rejoins the synced set. Each watcher keeps
+// the next revision it has not been offered (minRev), which is what makes
+// the switch between history and live events free of gaps and duplicates.
+// After ReplaceWith every watcher catches up from the new file; a watcher
+// whose history is compacted gets one CompactRevision response, as in etcd.
 package mvcc

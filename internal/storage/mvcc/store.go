@@ -49,6 +49,9 @@ const (
 type Options struct {
 	Logger   *slog.Logger          // nil => discard
 	OnCommit func(d time.Duration) // optional: duration of each bbolt commit (incl. fsync)
+	// ProgressInterval is how often watchers that asked for progress
+	// notifications and had no events get one; 0 => 10 minutes (etcd).
+	ProgressInterval time.Duration
 }
 
 // Store is the MVCC key-value state machine backed by one bbolt file.
@@ -71,6 +74,8 @@ type Store struct {
 	gen          uint64
 	arena        []byte // write buffer reused by the next Batch
 	closed       bool
+
+	hub *hub // watchers; has its own lock, taken before mu
 }
 
 // Open opens (creating with mode 0600 if missing) the bbolt file at path and
@@ -86,6 +91,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := s.load(); err != nil {
 		return nil, err
 	}
+	s.hub = newHub(s, opts.ProgressInterval, s.rev)
 	return s, nil
 }
 
@@ -195,6 +201,7 @@ func putUint(b *bolt.Bucket, k []byte, v uint64) error {
 // Close aborts an open Batch (the caller must have stopped using it) and
 // closes the file.
 func (s *Store) Close() error {
+	s.hub.shutdown() // first: the hub takes its lock before mu
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -309,8 +316,16 @@ func (s *Store) WriteSnapshot(w io.Writer) (int64, error) {
 
 // ReplaceWith installs the database file at path (a snapshot received from
 // the leader): it checks the file, closes the current database, renames path
-// over it and reopens, rebuilding the index. No Batch may be open.
+// over it and reopens, rebuilding the index. No Batch may be open. Watchers
+// then catch up from the new history (or learn it was compacted).
 func (s *Store) ReplaceWith(path string) error {
+	err := s.replaceWith(path)
+	cur, _ := s.Rev()
+	s.hub.resync(cur)
+	return err
+}
+
+func (s *Store) replaceWith(path string) error {
 	if err := checkSnapshotFile(path); err != nil {
 		return err
 	}

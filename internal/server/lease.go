@@ -1,0 +1,337 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/cadrekv/cadre/internal/cerr"
+	"github.com/cadrekv/cadre/internal/lease"
+	"github.com/cadrekv/cadre/internal/membership"
+	"github.com/cadrekv/cadre/internal/storage/mvcc"
+)
+
+// Leases: grants, revocations and checkpoints go through raft and are
+// applied on every member; only the leader tracks expiry and keep-alives.
+// A lease's keys are found by scanning for keys that carry its ID (revoke
+// and time-to-live are rare next to puts, which then need no bookkeeping).
+
+const metaLeasePrefix = "lease/"
+
+func leaseMetaKey(id int64) string { return fmt.Sprintf("%s%016x", metaLeasePrefix, uint64(id)) }
+
+// minLeaseTTL is etcd's rule: a lease must outlive a leader election, so a
+// granted TTL is at least 1.5 election timeouts, in whole seconds.
+func minLeaseTTL(election time.Duration) int64 {
+	return int64(math.Ceil(1.5 * election.Seconds()))
+}
+
+// recoverLeases rebuilds the lessor from the backend (start, snapshot).
+func (s *Server) recoverLeases() error {
+	metas, err := s.store.MetaWithPrefix(metaLeasePrefix)
+	if err != nil {
+		return fmt.Errorf("reading leases from backend: %w", err)
+	}
+	infos := make([]lease.Info, 0, len(metas))
+	for k, v := range metas {
+		id, granted, remaining, err := lease.Decode(v)
+		if err != nil {
+			return fmt.Errorf("decoding lease %s: %w", k, err)
+		}
+		infos = append(infos, lease.Info{ID: id, GrantedTTL: granted, RemainingTTL: remaining})
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
+	s.lessor.Recover(infos)
+	return nil
+}
+
+// applyLease applies lease requests inside the apply batch.
+func (s *Server) applyLease(b *mvcc.Batch, r *pb.InternalRaftRequest) (result, bool) {
+	switch {
+	case r.LeaseGrant != nil:
+		g := r.LeaseGrant
+		info, err := s.lessor.Grant(g.ID, g.TTL)
+		if err != nil {
+			return result{err: err}, true
+		}
+		b.SetMeta(leaseMetaKey(info.ID), lease.Encode(info.ID, info.GrantedTTL, info.GrantedTTL))
+		return result{resp: &pb.LeaseGrantResponse{ID: info.ID, TTL: info.GrantedTTL}}, true
+	case r.LeaseRevoke != nil:
+		id := r.LeaseRevoke.ID
+		if _, ok := s.lessor.Lookup(id); !ok {
+			return result{err: lease.ErrLeaseNotFound}, true
+		}
+		keys, err := s.keysOfLease(id)
+		if err != nil {
+			return result{err: err}, true
+		}
+		for _, k := range keys {
+			if _, err := b.DeleteRange(&pb.DeleteRangeRequest{Key: k}); err != nil {
+				return result{err: err}, true
+			}
+		}
+		if _, err := s.lessor.Revoke(id); err != nil {
+			return result{err: err}, true
+		}
+		b.SetMeta(leaseMetaKey(id), nil)
+		return result{resp: &pb.LeaseRevokeResponse{}}, true
+	case r.LeaseCheckpoint != nil:
+		for _, c := range r.LeaseCheckpoint.Checkpoints {
+			info, ok := s.lessor.Lookup(c.ID)
+			if !ok {
+				continue // revoked meanwhile
+			}
+			if err := s.lessor.Checkpoint(c.ID, c.Remaining_TTL); err == nil {
+				b.SetMeta(leaseMetaKey(c.ID), lease.Encode(c.ID, info.GrantedTTL, c.Remaining_TTL))
+			}
+		}
+		return result{resp: &pb.LeaseCheckpointResponse{}}, true
+	}
+	return result{}, false
+}
+
+// checkLeases refuses a put or txn that names a lease that does not exist
+// (at apply, so every member decides the same). For a txn, every put of
+// both branches is checked: stricter than etcd, which checks only the
+// branch that runs.
+func (s *Server) checkLeases(r *pb.InternalRaftRequest) error {
+	var walk func(ops []*pb.RequestOp) error
+	check := func(id int64) error {
+		if id == 0 {
+			return nil
+		}
+		if _, ok := s.lessor.Lookup(id); !ok {
+			return lease.ErrLeaseNotFound
+		}
+		return nil
+	}
+	walk = func(ops []*pb.RequestOp) error {
+		for _, op := range ops {
+			switch x := op.Request.(type) {
+			case *pb.RequestOp_RequestPut:
+				if err := check(x.RequestPut.Lease); err != nil {
+					return err
+				}
+			case *pb.RequestOp_RequestTxn:
+				if err := walk(x.RequestTxn.Success); err != nil {
+					return err
+				}
+				if err := walk(x.RequestTxn.Failure); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	switch {
+	case r.Put != nil:
+		return check(r.Put.Lease)
+	case r.Txn != nil:
+		if err := walk(r.Txn.Success); err != nil {
+			return err
+		}
+		return walk(r.Txn.Failure)
+	}
+	return nil
+}
+
+func (s *Server) keysOfLease(id int64) ([][]byte, error) {
+	all, err := s.store.KeysWithLease()
+	if err != nil {
+		return nil, err
+	}
+	return all[id], nil
+}
+
+// LeaseGrant grants a lease through raft; an ID of 0 gets a fresh one.
+func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	if r.ID == 0 {
+		r.ID = s.newLeaseID()
+	}
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.LeaseGrantResponse), nil
+}
+
+// newLeaseID picks a random positive ID not in use (IDs must be chosen
+// before proposing so that every member applies the same one).
+func (s *Server) newLeaseID() int64 {
+	for {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id := int64(binary.BigEndian.Uint64(b[:]) & math.MaxInt64)
+		if _, used := s.lessor.Lookup(id); id != 0 && !used {
+			return id
+		}
+	}
+}
+
+// LeaseRevoke revokes a lease (and deletes its keys) through raft.
+func (s *Server) LeaseRevoke(ctx context.Context, id int64) (*pb.LeaseRevokeResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.LeaseRevokeResponse), nil
+}
+
+// LeaseRenew is one keep-alive: the leader renews; others forward to it.
+func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
+	if s.node.IsLeader() && s.lessor.IsPrimary() {
+		return s.lessor.Renew(id)
+	}
+	var out struct {
+		TTL int64 `json:"ttl"`
+	}
+	if err := s.forward(ctx, "POST", fmt.Sprintf("/cadre/leases/%016x/renew", uint64(id)), struct{}{}, &out); err != nil {
+		return 0, err
+	}
+	return out.TTL, nil
+}
+
+// LeaseTimeToLive reports a lease's remaining time, as the leader sees it.
+func (s *Server) LeaseTimeToLive(ctx context.Context, id int64, keys bool) (*pb.LeaseTimeToLiveResponse, error) {
+	if !s.node.IsLeader() {
+		var out leaseTTLJSON
+		if err := s.forward(ctx, "POST", fmt.Sprintf("/cadre/leases/%016x/ttl?keys=%v", uint64(id), keys), struct{}{}, &out); err != nil {
+			return nil, err
+		}
+		return &pb.LeaseTimeToLiveResponse{ID: out.ID, TTL: out.TTL, GrantedTTL: out.GrantedTTL, Keys: out.Keys}, nil
+	}
+	info, ok := s.lessor.Lookup(id)
+	if !ok {
+		// etcd answers a missing lease with TTL -1 rather than an error.
+		return &pb.LeaseTimeToLiveResponse{ID: id, TTL: -1}, nil
+	}
+	resp := &pb.LeaseTimeToLiveResponse{ID: id, TTL: info.RemainingTTL, GrantedTTL: info.GrantedTTL}
+	if keys {
+		ks, err := s.keysOfLease(id)
+		if err != nil {
+			return nil, err
+		}
+		resp.Keys = ks
+	}
+	return resp, nil
+}
+
+// LeaseLeases lists the leases.
+func (s *Server) LeaseLeases(ctx context.Context) (*pb.LeaseLeasesResponse, error) {
+	resp := &pb.LeaseLeasesResponse{}
+	for _, l := range s.lessor.Leases() {
+		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})
+	}
+	return resp, nil
+}
+
+// leaseLoop is the leader's lease duty: revoke expired leases and
+// checkpoint remaining TTLs through raft, so a new leader neither extends
+// nor cuts short a lease.
+func (s *Server) leaseLoop() {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-t.C:
+		}
+		// Compared with the lessor's own state, not a remembered flag, so a
+		// recovery (which leaves the lessor non-primary) is promoted again.
+		isLeader := s.node.IsLeader()
+		switch {
+		case isLeader && !s.lessor.IsPrimary():
+			s.lessor.Promote(s.cfg.ElectionTimeout)
+		case !isLeader && s.lessor.IsPrimary():
+			s.lessor.Demote()
+		}
+		if !isLeader {
+			continue
+		}
+		for _, id := range s.lessor.Expired(64) {
+			go func(id int64) {
+				ctx, cancel := context.WithTimeout(context.Background(), s.reqTimout)
+				defer cancel()
+				if _, err := s.LeaseRevoke(ctx, id); err != nil && !errors.Is(err, lease.ErrLeaseNotFound) {
+					s.lg.Warn("revoking expired lease failed; will retry", "lease", fmt.Sprintf("%016x", uint64(id)), "error", err.Error())
+				}
+			}(id)
+		}
+		if cps := s.lessor.Checkpoints(256); len(cps) > 0 {
+			req := &pb.LeaseCheckpointRequest{}
+			for _, c := range cps {
+				req.Checkpoints = append(req.Checkpoints, &pb.LeaseCheckpoint{ID: c.ID, Remaining_TTL: c.RemainingTTL})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.reqTimout)
+			_, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseCheckpoint: req})
+			cancel()
+			if err != nil && !errors.Is(err, cerr.ErrStopped) {
+				s.lg.Debug("lease checkpoint failed", "error", err.Error())
+			}
+		}
+	}
+}
+
+// leaseTTLJSON carries a time-to-live answer over the forwarding hop.
+type leaseTTLJSON struct {
+	ID         int64    `json:"id"`
+	TTL        int64    `json:"ttl"`
+	GrantedTTL int64    `json:"grantedTTL"`
+	Keys       [][]byte `json:"keys,omitempty"`
+}
+
+func (s *Server) registerLeaseHandlers(mux *http.ServeMux) {
+	leaseID := func(r *http.Request) (int64, error) {
+		id, err := membership.ParseID(r.PathValue("id"))
+		return int64(id), err
+	}
+	mux.HandleFunc("POST /cadre/leases/{id}/renew", func(w http.ResponseWriter, r *http.Request) {
+		id, err := leaseID(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !s.node.IsLeader() {
+			writeForwardError(w, cerr.ErrNotLeader)
+			return
+		}
+		ttl, err := s.LeaseRenew(r.Context(), id)
+		if err != nil {
+			writeForwardError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(struct {
+			TTL int64 `json:"ttl"`
+		}{ttl})
+	})
+	mux.HandleFunc("POST /cadre/leases/{id}/ttl", func(w http.ResponseWriter, r *http.Request) {
+		id, err := leaseID(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !s.node.IsLeader() {
+			writeForwardError(w, cerr.ErrNotLeader)
+			return
+		}
+		resp, err := s.LeaseTimeToLive(r.Context(), id, strings.EqualFold(r.URL.Query().Get("keys"), "true"))
+		if err != nil {
+			writeForwardError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(leaseTTLJSON{resp.ID, resp.TTL, resp.GrantedTTL, resp.Keys})
+	})
+}
