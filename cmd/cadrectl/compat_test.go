@@ -213,6 +213,10 @@ func TestCompatWithEtcdctl(t *testing.T) {
 	// Membership changes: each run starts from the one-member cluster.
 	add(env.memberCases(t)...)
 
+	// Leases, lock with a command and argument errors of the concurrency
+	// commands (compat_lease_test.go).
+	add(env.leaseCases(t)...)
+
 	// compaction last: it makes old revisions unreadable.
 	currentRev := func(t *testing.T, cli *clientv3.Client) []string {
 		resp := mustDo(t, cli, clientv3.OpPut("c1", "v"))

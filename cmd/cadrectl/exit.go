@@ -13,6 +13,7 @@ const (
 	exitBadConnection = 2 // the client could not be created
 	exitInvalidInput  = 3 // malformed txn input
 	exitBadFeature    = 4 // a valid flag with an unsupported value
+	exitInterrupted   = 5 // a stream (watch) ended without being asked to
 	exitBadArgs       = 128
 )
 

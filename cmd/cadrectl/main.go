@@ -10,10 +10,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -30,6 +33,7 @@ func main() {
 // no state between calls, so tests can call it in-process.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := newApp(stdin, stdout, stderr, os.LookupEnv)
+	a.catchSignals = true
 	return a.execute(args)
 }
 
@@ -40,6 +44,10 @@ type app struct {
 	errOut    io.Writer
 	lookupEnv func(string) (string, bool)
 	global    globalFlags
+	// catchSignals lets lock and elect turn SIGINT/SIGTERM into a clean
+	// unlock or resign, as etcdctl does. Only the real process sets it;
+	// in-process tests cancel the context instead.
+	catchSignals bool
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *app {
@@ -66,6 +74,7 @@ func (a *app) newRootCommand() *cobra.Command {
 	root.AddGroup(
 		&cobra.Group{ID: groupKV, Title: "Key-value commands"},
 		&cobra.Group{ID: groupCluster, Title: "Cluster maintenance commands"},
+		&cobra.Group{ID: groupConcurrency, Title: "Concurrency commands"},
 		&cobra.Group{ID: groupUtility, Title: "Utility commands"},
 	)
 	root.AddCommand(
@@ -74,6 +83,10 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newDelCommand(),
 		a.newTxnCommand(),
 		a.newCompactionCommand(),
+		a.newWatchCommand(),
+		a.newLeaseCommand(),
+		a.newLockCommand(),
+		a.newElectCommand(),
 		a.newEndpointCommand(),
 		a.newMemberCommand(),
 		a.newMoveLeaderCommand(),
@@ -97,15 +110,22 @@ func (a *app) newRootCommand() *cobra.Command {
 
 // Command groups, as etcdctl shows them in help.
 const (
-	groupKV      = "kv"
-	groupCluster = "cluster maintenance"
-	groupUtility = "utility"
+	groupKV          = "kv"
+	groupCluster     = "cluster maintenance"
+	groupConcurrency = "concurrency"
+	groupUtility     = "utility"
 )
 
 func (a *app) execute(args []string) int {
+	return a.executeContext(context.Background(), args)
+}
+
+// executeContext runs one invocation under ctx: cancelling it ends the
+// streaming commands (watch, keep-alive, lock, elect) as a signal would.
+func (a *app) executeContext(ctx context.Context, args []string) int {
 	root := a.newRootCommand()
 	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitSuccess
 	}
@@ -123,4 +143,14 @@ func (a *app) execute(args []string) int {
 		fmt.Fprintln(a.errOut, cmd.UsageString())
 	}
 	return exitFailure
+}
+
+// interruptible returns a context that ends with ctx or, in the real
+// process, on SIGINT or SIGTERM. Only the commands that must clean up on an
+// interrupt (lock, elect) use it; the rest die of the signal like etcdctl.
+func (a *app) interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	if a.catchSignals {
+		return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	}
+	return context.WithCancel(ctx)
 }
