@@ -310,6 +310,13 @@ func (s *Server) restartFromDisk(ms *raft.MemoryStorage, start *raftnode.Config,
 		return err
 	}
 
+	if s.cfg.ForceNewCluster {
+		applied, _ := s.store.Applied()
+		if err := s.forceNewCluster(w, rep, applied, lg); err != nil {
+			w.Close()
+			return err
+		}
+	}
 	if rep.Snapshot != nil {
 		if err := ms.ApplySnapshot(&raftpb.Snapshot{Metadata: rep.Snapshot}); err != nil {
 			w.Close()

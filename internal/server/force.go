@@ -1,0 +1,113 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cadrekv/cadre/internal/membership"
+	"github.com/cadrekv/cadre/internal/storage/wal"
+)
+
+// --force-new-cluster: recovery after a permanent loss of quorum. The
+// surviving member keeps every committed entry, drops what was never
+// committed, and removes every other member through its own log — so the
+// change survives a restart, and the old members are refused as removed if
+// they ever come back.
+
+// forceNewCluster rewrites the replayed log of this member: entries after
+// the commit index are dropped and configuration changes removing every
+// other member are appended and marked committed, then saved to the WAL.
+func (s *Server) forceNewCluster(w *wal.WAL, rep *wal.Replay, applied uint64, lg *slog.Logger) error {
+	hs := proto.Clone(rep.HardState).(*raftpb.HardState)
+	commit := max(hs.GetCommit(), applied)
+	var snapIndex uint64
+	var cs *raftpb.ConfState
+	if rep.Snapshot != nil {
+		snapIndex = rep.Snapshot.GetIndex()
+		cs = rep.Snapshot.GetConfState()
+	}
+	commit = max(commit, snapIndex)
+
+	// Members as of the commit index: the snapshot's configuration, then
+	// the committed configuration changes after it.
+	ids := map[uint64]bool{}
+	for _, id := range cs.GetVoters() {
+		ids[id] = true
+	}
+	for _, id := range cs.GetLearners() {
+		ids[id] = true
+	}
+	var kept []*raftpb.Entry
+	for _, e := range rep.Entries {
+		if e.GetIndex() > commit {
+			break
+		}
+		kept = append(kept, e)
+		if e.GetType() != raftpb.EntryConfChange {
+			continue
+		}
+		var cc raftpb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+			return fmt.Errorf("--force-new-cluster: decoding conf change at %d: %w", e.GetIndex(), err)
+		}
+		switch cc.GetType() {
+		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+			ids[cc.GetNodeId()] = true
+		case raftpb.ConfChangeRemoveNode:
+			delete(ids, cc.GetNodeId())
+		}
+	}
+	for _, m := range s.cluster.Members() {
+		ids[m.ID] = true // the applied membership, in case the log was compacted past an add
+	}
+	if !ids[s.id] {
+		return fmt.Errorf("--force-new-cluster: this member (%s) is not in its own last configuration; it cannot become a one-member cluster — restore a snapshot into a fresh data dir instead", membership.IDString(s.id))
+	}
+	var others []uint64
+	for id := range ids {
+		if id != s.id && !s.cluster.IsRemoved(id) {
+			others = append(others, id)
+		}
+	}
+	sort.Slice(others, func(i, j int) bool { return others[i] < others[j] })
+
+	term := hs.GetTerm()
+	if len(kept) > 0 {
+		term = max(term, kept[len(kept)-1].GetTerm())
+	}
+	next := commit + 1
+	var added []*raftpb.Entry
+	for _, id := range others {
+		cc := &raftpb.ConfChange{Type: new(raftpb.ConfChangeRemoveNode), NodeId: new(id)}
+		data, err := proto.Marshal(cc)
+		if err != nil {
+			return err
+		}
+		added = append(added, &raftpb.Entry{Type: new(raftpb.EntryConfChange), Term: new(term), Index: new(next), Data: data})
+		next++
+	}
+	newCommit := commit + uint64(len(added))
+	hs.Commit = new(newCommit)
+	hs.Term = new(term)
+	// Entries after the old commit are overwritten by the removals, which
+	// the WAL records as a truncation of the log at commit+1.
+	if err := w.Save(hs, added); err != nil {
+		return fmt.Errorf("--force-new-cluster: saving the new configuration: %w", err)
+	}
+	dropped := len(rep.Entries) - len(kept)
+	rep.HardState = hs
+	rep.Entries = append(kept, added...)
+	names := make([]string, 0, len(others))
+	for _, id := range others {
+		names = append(names, membership.IDString(id))
+	}
+	b, _ := json.Marshal(names)
+	lg.Warn("FORCING A NEW CLUSTER: this member continues alone with every committed entry; the other members are removed and will be refused if they return. Add members back one at a time with `member add`.",
+		"member-id", membership.IDString(s.id), "removed-members", string(b), "commit-index", newCommit, "dropped-uncommitted-entries", dropped)
+	return nil
+}

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cadrekv/cadre/tests/framework"
+)
+
+// TestForceNewCluster is the recovery from a permanent loss of quorum:
+// two of three members are gone for good; the survivor restarts with
+// --force-new-cluster, keeps every acknowledged write, serves alone, keeps
+// that configuration across a restart, refuses the old members as removed,
+// and grows back with member add.
+func TestForceNewCluster(t *testing.T) {
+	framework.SkipUnlessCadre(t)
+	c := framework.NewCluster(t, 3, framework.Options{})
+	cli := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var acked []string
+	for i := 0; i < 50; i++ {
+		k := fmt.Sprintf("/fnc/%03d", i)
+		if _, err := cli.Put(ctx, k, "v"); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, k)
+	}
+	survivor, lost1, lost2 := c.Members[0], c.Members[1], c.Members[2]
+	lost1.Kill(t)
+	lost2.Kill(t)
+
+	// Without a quorum: writes fail, serializable reads still answer.
+	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
+	_, err := framework.NewClient(t, survivor.Endpoint()).Put(short, "/fnc/nope", "x")
+	cancelShort()
+	if err == nil {
+		t.Fatal("a write succeeded with 1 of 3 members")
+	}
+	if _, err := framework.NewClient(t, survivor.Endpoint()).Get(ctx, "/fnc/000", clientv3.WithSerializable()); err != nil {
+		t.Fatalf("serializable read without quorum: %v", err)
+	}
+
+	survivor.Kill(t)
+	survivor.SetArgs(t, append(survivor.Args(), "--force-new-cluster"))
+	survivor.Start(t)
+	survivor.WaitHealthy(t, 30*time.Second)
+	if !survivor.LogContains("FORCING A NEW CLUSTER") {
+		t.Error("no loud warning about forcing a new cluster in the log")
+	}
+	one := framework.NewClient(t, survivor.Endpoint())
+	resp, err := one.Get(ctx, "/fnc/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != int64(len(acked)) {
+		t.Fatalf("after --force-new-cluster: %v keys (err %v), want %d", resp, err, len(acked))
+	}
+	if _, err := one.Put(ctx, "/fnc/after", "alone"); err != nil {
+		t.Fatalf("write on the forced one-member cluster: %v", err)
+	}
+	ml, err := one.MemberList(ctx)
+	if err != nil || len(ml.Members) != 1 {
+		t.Fatalf("members after force: %v (%v), want 1", ml, err)
+	}
+
+	// The change lives in the log: a restart without the flag stays alone.
+	survivor.Kill(t)
+	survivor.SetArgs(t, framework.WithoutFlag(survivor.Args(), "force-new-cluster"))
+	survivor.Start(t)
+	survivor.WaitHealthy(t, 30*time.Second)
+	if ml, err := framework.NewClient(t, survivor.Endpoint()).MemberList(ctx); err != nil || len(ml.Members) != 1 {
+		t.Fatalf("members after a plain restart: %v (%v), want 1", ml, err)
+	}
+
+	// An old member coming back with its data is refused as removed.
+	lost1.Start(t)
+	if code, exited := lost1.Wait(30 * time.Second); !exited || code != 3 {
+		t.Fatalf("old member after the forced cluster: exited=%v code=%d, want exit 3 (removed)", exited, code)
+	}
+
+	// Grow back: add a fresh member at a new address and start it.
+	one = framework.NewClient(t, survivor.Endpoint())
+	ports := framework.FreePorts(t, 2)
+	peer, client := membURL(ports[0]), membURL(ports[1])
+	var add *clientv3.MemberAddResponse
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		add, err = one.MemberAdd(ctx, []string{peer})
+		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "unhealthy") {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("member add after recovery: %v", err)
+	}
+	var initial []string
+	for _, m := range add.Members {
+		name := m.Name
+		if m.ID == add.Member.ID {
+			name = "infra4"
+		}
+		initial = append(initial, name+"="+m.PeerURLs[0])
+	}
+	m4 := c.AddMemberProcess(t, "infra4", append(membJoinFlags(filepath.Join(c.Dir(), "infra4.data"), peer, client),
+		"--name", "infra4", "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "existing"), nil)
+	m4.WaitHealthy(t, 30*time.Second)
+	got, err := framework.NewClient(t, m4.Endpoint()).Get(ctx, "/fnc/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithSerializable())
+	if err != nil || got.Count != int64(len(acked)+1) {
+		t.Fatalf("new member after catch-up: %v keys (err %v), want %d", got, err, len(acked)+1)
+	}
+}
