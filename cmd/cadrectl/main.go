@@ -90,6 +90,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newEndpointCommand(),
 		a.newMemberCommand(),
 		a.newMoveLeaderCommand(),
+		a.newRecoverCommand(),
 		a.newVersionCommand(),
 		a.newOptionsCommand(root),
 	)

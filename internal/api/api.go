@@ -28,6 +28,7 @@ type Member interface {
 	Header(rev int64) *pb.ResponseHeader
 	Leader() uint64
 	IsLearner() bool
+	IsReady() bool // published through raft: serves everything
 
 	ChangeMembers(ctx context.Context, c membership.Change, dryRun bool) (*membership.ChangeResult, error)
 	MembersProgress(ctx context.Context) (*membership.Progress, error)
@@ -38,6 +39,9 @@ type Member interface {
 	LeaseRenew(ctx context.Context, id int64) (int64, error)
 	LeaseTimeToLive(ctx context.Context, id int64, keys bool) (*pb.LeaseTimeToLiveResponse, error)
 	LeaseLeases(ctx context.Context) (*pb.LeaseLeasesResponse, error)
+
+	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
+	Defragment(ctx context.Context) error
 }
 
 // Limits are the request limits enforced before anything is proposed.

@@ -33,6 +33,7 @@ var errorTable = []struct {
 	{cerr.ErrNotReady, rpctypes.ErrGRPCNotCapable},
 	{cerr.ErrNotSupportedLrnr, rpctypes.ErrGRPCNotSupportedForLearner},
 	{cerr.ErrBadTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
+	{cerr.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{cerr.ErrLeaderTransferTimeout, errGRPCTimeoutLeaderTransfer},
 	{membership.ErrNotEnoughStarted, rpctypes.ErrGRPCMemberNotEnoughStarted},
 	{membership.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},

@@ -48,6 +48,9 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 		if m.Leader() == 0 {
 			return cerr.ErrNoLeader
 		}
+		if !m.IsReady() {
+			return errNotReady
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), opts.Timeout)
 		defer cancel()
 		_, err := m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: r.URL.Query().Get("serializable") == "true", CountOnly: true})

@@ -4,8 +4,6 @@ import (
 	"context"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 type maintenanceServer struct {
@@ -22,14 +20,23 @@ func (s *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*p
 	return resp, nil
 }
 
-// Alarm answers GET with the active alarms (none are raised yet: quota and
-// corruption alarms come with the maintenance work). etcdctl's endpoint
-// health asks for them after its health read.
+// Alarm lists, raises or clears alarms; etcdctl's endpoint health asks
+// for the list after its health read.
 func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	if r.Action != pb.AlarmRequest_GET {
-		return nil, status.Error(codes.Unimplemented, "cadre: activating or deactivating alarms is not supported yet")
+	resp, err := s.m.Alarm(ctx, r)
+	if err != nil {
+		return nil, togRPC(err)
 	}
-	return &pb.AlarmResponse{Header: s.m.Header(0)}, nil
+	resp.Header = s.m.Header(0)
+	return resp, nil
+}
+
+// Defragment rewrites this member's backend without its free pages.
+func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if err := s.m.Defragment(ctx); err != nil {
+		return nil, togRPC(err)
+	}
+	return &pb.DefragmentResponse{Header: s.m.Header(0)}, nil
 }
 
 // MoveLeader must be sent to the leader, as etcd's.

@@ -15,6 +15,7 @@ var (
 	ErrLeaseNotFound         = errors.New("requested lease not found")
 	ErrNotReady              = errors.New("server not ready")
 	ErrNotSupportedLrnr      = errors.New("rpc not supported for learner")
+	ErrNoSpace               = errors.New("mvcc: database space exceeded")
 	ErrBadTransferee         = errors.New("bad leader transferee")
 	ErrLeaderTransferTimeout = errors.New("request timed out, leader transfer took too long")
 )

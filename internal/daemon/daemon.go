@@ -85,7 +85,7 @@ func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
 	for _, ln := range lns {
 		m.splits = append(m.splits, newSplitListener(ln))
 	}
-	go m.serveWhenReady(cfg)
+	go m.serve(cfg)
 	go func() {
 		<-srv.Done()
 		m.closeClients(0)
@@ -94,12 +94,11 @@ func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
 	return m, nil
 }
 
-func (m *Member) serveWhenReady(cfg *config.Config) {
-	select {
-	case <-m.Server.Ready():
-	case <-m.Server.Done():
-		return
-	}
+// serve starts the client listeners at once: until the member has
+// published itself, the API answers only Status and serializable reads
+// (api.UnaryInterceptor), so an operator can inspect a member that has no
+// quorum; everything else waits for "ready to serve client requests".
+func (m *Member) serve(cfg *config.Config) {
 	for _, sl := range m.splits {
 		go func(sl *splitListener) {
 			if err := m.grpc.Serve(sl.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -111,6 +110,11 @@ func (m *Member) serveWhenReady(cfg *config.Config) {
 				m.lg.Debug("HTTP listener stopped", "error", err.Error())
 			}
 		}(sl)
+	}
+	select {
+	case <-m.Server.Ready():
+	case <-m.Server.Done():
+		return
 	}
 	var addrs []string
 	for _, u := range cfg.ListenClientURLs {

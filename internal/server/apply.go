@@ -144,6 +144,8 @@ func (s *Server) applyRequest(b *mvcc.Batch, r *pb.InternalRaftRequest) (result,
 	case r.Txn != nil:
 		resp, err := b.Txn(r.Txn)
 		return result{resp: resp, err: err}, false
+	case r.Alarm != nil:
+		return s.applyAlarm(b, r.Alarm), false
 	case r.Compaction != nil:
 		resp, err := b.Compact(r.Compaction.GetRevision())
 		return result{resp: resp, err: err}, false
@@ -251,6 +253,9 @@ func (s *Server) installSnapshot(snap *raftpb.Snapshot) error {
 		return err
 	}
 	if err := s.recoverLeases(); err != nil {
+		return err
+	}
+	if err := s.recoverAlarms(); err != nil {
 		return err
 	}
 	for _, m := range s.cluster.Members() {

@@ -93,6 +93,9 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 	if err = s.recoverLeases(); err != nil {
 		return nil, err
 	}
+	if err = s.recoverAlarms(); err != nil {
+		return nil, err
+	}
 
 	// Stage 2: WAL and membership.
 	var (

@@ -73,6 +73,9 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.
 	if uint(len(data)) > s.cfg.MaxRequestBytes {
 		return nil, cerr.ErrRequestTooLarge
 	}
+	if err := s.checkQuota(r, len(data)); err != nil {
+		return nil, err
+	}
 	ch := s.reqs.Register(id)
 	ctx, cancel := context.WithTimeout(ctx, s.reqTimout)
 	defer cancel()

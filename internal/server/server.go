@@ -48,6 +48,7 @@ type Server struct {
 	wal    *wal.WAL
 	store  *mvcc.Store
 	lessor *lease.Lessor
+	alarms alarmSet
 	node   *raftnode.Node
 	tr     *transport.Transport
 
@@ -85,6 +86,16 @@ func (s *Server) Logger() *slog.Logger { return s.lg }
 
 // Metrics returns the member's metrics.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// IsReady reports whether the member has published itself.
+func (s *Server) IsReady() bool {
+	select {
+	case <-s.readyc:
+		return true
+	default:
+		return false
+	}
+}
 
 // Ready is closed once the member published itself and may serve clients.
 func (s *Server) Ready() <-chan struct{} { return s.readyc }

@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cadrekv/cadre/tests/framework"
+)
+
+// TestNoSpaceAlarm fills a small quota: writes are refused with etcd's
+// error and the NOSPACE alarm is raised, reads and deletes keep working,
+// and compact + defragment + disarm make the member writable again.
+func TestNoSpaceAlarm(t *testing.T) {
+	c := framework.NewCluster(t, 1, framework.Options{ExtraFlags: []string{"--quota-backend-bytes", fmt.Sprint(4 << 20)}})
+	cli := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	val := strings.Repeat("x", 100<<10)
+	var written int
+	var err error
+	for written = 0; written < 200; written++ {
+		if _, err = cli.Put(ctx, fmt.Sprintf("/big/%03d", written%20), val); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, rpctypes.ErrNoSpace) {
+		t.Fatalf("after %d writes of 100 KiB into a 4 MiB quota: err %v, want %v", written, err, rpctypes.ErrNoSpace)
+	}
+	var alarms *clientv3.AlarmResponse
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		alarms, err = cli.AlarmList(ctx)
+		if err == nil && len(alarms.Alarms) == 1 && alarms.Alarms[0].Alarm == pb.AlarmType_NOSPACE {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alarm list: %v %v, want one NOSPACE", alarms, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := cli.Put(ctx, "/small", "1"); !errors.Is(err, rpctypes.ErrNoSpace) {
+		t.Fatalf("a small write once NOSPACE is raised: %v, want refused", err)
+	}
+	if _, err := cli.Get(ctx, "/big/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+		t.Fatalf("read under NOSPACE: %v", err)
+	}
+	del, err := cli.Delete(ctx, "/big/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatalf("delete under NOSPACE: %v", err)
+	}
+	if _, err := cli.Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatalf("compact under NOSPACE: %v", err)
+	}
+	if _, err := cli.Defragment(ctx, c.Members[0].Endpoint()); err != nil {
+		t.Fatalf("defragment: %v", err)
+	}
+	if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: alarms.Alarms[0].MemberID, Alarm: pb.AlarmType_NOSPACE}); err != nil {
+		t.Fatalf("disarm: %v", err)
+	}
+	if _, err := cli.Put(ctx, "/small", "1"); err != nil {
+		t.Fatalf("write after compact + defrag + disarm: %v", err)
+	}
+	if r := c.Etcdctl(t, "endpoint", "health"); r.Code != 0 {
+		t.Fatalf("endpoint health after recovery: %s", r)
+	}
+}
