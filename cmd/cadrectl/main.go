@@ -91,6 +91,8 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newMemberCommand(),
 		a.newMoveLeaderCommand(),
 		a.newRecoverCommand(),
+		a.newAlarmCommand(),
+		a.newDefragCommand(),
 		a.newVersionCommand(),
 		a.newOptionsCommand(root),
 	)

@@ -58,11 +58,29 @@ func TestNoSpaceAlarm(t *testing.T) {
 	if _, err := cli.Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatalf("compact under NOSPACE: %v", err)
 	}
-	if _, err := cli.Defragment(ctx, c.Members[0].Endpoint()); err != nil {
-		t.Fatalf("defragment: %v", err)
+	if r := c.Etcdctl(t, "alarm", "list"); r.Code != 0 || !strings.Contains(r.Stdout, "alarm:NOSPACE") {
+		t.Fatalf("etcdctl alarm list: %s", r)
 	}
-	if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: alarms.Alarms[0].MemberID, Alarm: pb.AlarmType_NOSPACE}); err != nil {
-		t.Fatalf("disarm: %v", err)
+	if !framework.IsCadre() {
+		if _, err := cli.Defragment(ctx, c.Members[0].Endpoint()); err != nil {
+			t.Fatalf("defragment: %v", err)
+		}
+		if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: alarms.Alarms[0].MemberID, Alarm: pb.AlarmType_NOSPACE}); err != nil {
+			t.Fatalf("disarm: %v", err)
+		}
+	} else {
+		ctl := func(args ...string) framework.Result {
+			return framework.RunProcess(t, framework.Cadrectl(t), append([]string{"--endpoints", c.Members[0].Endpoint()}, args...), nil)
+		}
+		if r := ctl("alarm", "list"); r.Code != 0 || !strings.Contains(r.Stdout, "alarm:NOSPACE") {
+			t.Fatalf("cadrectl alarm list: %s", r)
+		}
+		if r := ctl("defrag"); r.Code != 0 || !strings.Contains(r.Stdout, "Finished defragmenting etcd member[") {
+			t.Fatalf("cadrectl defrag: %s", r)
+		}
+		if r := ctl("alarm", "disarm"); r.Code != 0 {
+			t.Fatalf("cadrectl alarm disarm: %s", r)
+		}
 	}
 	if _, err := cli.Put(ctx, "/small", "1"); err != nil {
 		t.Fatalf("write after compact + defrag + disarm: %v", err)
