@@ -46,3 +46,12 @@ func (s *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 	}
 	return &pb.MoveLeaderResponse{Header: s.m.Header(0)}, nil
 }
+
+// HashKV hashes the member's key history, to compare members.
+func (s *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	resp, err := s.m.HashKV(ctx, r.Revision)
+	if err != nil {
+		return nil, togRPC(err)
+	}
+	return resp, nil
+}

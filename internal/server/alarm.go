@@ -182,3 +182,12 @@ func (s *Server) Defragment(ctx context.Context) error {
 }
 
 func errorsIsBatchOpen(err error) bool { return errors.Is(err, mvcc.ErrBatchOpen) }
+
+// HashKV hashes this member's key history up to rev (see mvcc.HashKV).
+func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
+	h, hrev, comp, err := s.store.HashKV(rev)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HashKVResponse{Hash: h, CompactRevision: comp, HashRevision: hrev, Header: s.Header(0)}, nil
+}
