@@ -123,6 +123,7 @@ func (s *Server) registerPeerHandlers(mux *http.ServeMux) {
 		_ = json.NewEncoder(w).Encode(s.cluster.Members())
 	})
 	s.registerForwardHandlers(mux)
+	s.registerHashHandler(mux)
 }
 
 func urlStrings(us []url.URL) []string {

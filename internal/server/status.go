@@ -94,6 +94,11 @@ func (s *Server) publish() {
 		if err == nil {
 			s.lg.Info("published local member to cluster through raft", "name", s.cfg.Name,
 				"client-urls", attrs.MemberAttributes.ClientUrls, "member-id", membership.IDString(s.id))
+			// Serve only data that agrees with the peers'.
+			if err := s.checkCorruption(); err != nil {
+				s.fatal(err)
+				return
+			}
 			close(s.readyc)
 			return
 		}
