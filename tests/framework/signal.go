@@ -21,3 +21,13 @@ func WithoutFlag(args []string, name string) []string {
 	}
 	return out
 }
+
+// Pid returns the member's process ID, 0 if it is not running.
+func (m *Member) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil || m.cmd.Process == nil || m.state != nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
