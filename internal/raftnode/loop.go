@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -179,18 +181,27 @@ func (n *Node) send(msgs []*raftpb.Message) {
 	n.cfg.Transport.Send(plain)
 }
 
-// sendSnapshot streams the backend to a follower. The raft message keeps
-// the metadata of our latest log snapshot; the backend copy is at least as
-// new, and the follower's applier skips entries the copy already contains
-// (it records its applied index inside the data).
+// sendSnapshot streams the backend to a follower. The message describes
+// the copy it carries: the index and term applied in it, and the
+// configuration read after the copy was taken (so it includes every change
+// the copy holds; a later one is re-applied harmlessly from the log). Raft's
+// own snapshot metadata would describe an older local snapshot, whose
+// configuration may not even contain the follower (a learner added since).
 func (n *Node) sendSnapshot(m *raftpb.Message) {
-	body, size, err := n.cfg.Snapshots.OpenSnapshot()
+	body, size, index, term, err := n.cfg.Snapshots.OpenSnapshot()
 	if err != nil {
 		n.lg.Warn("cannot open a snapshot to send", "to", fmt.Sprintf("%016x", m.GetTo()), "error", err.Error())
 		n.node.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
 		return
 	}
-	n.cfg.Transport.SendSnapshot(m, body, size)
+	n.snapMu.Lock()
+	cs := proto.Clone(n.confState).(*raftpb.ConfState)
+	n.snapMu.Unlock()
+	msg := proto.Clone(m).(*raftpb.Message)
+	if index > msg.GetSnapshot().GetMetadata().GetIndex() {
+		msg.Snapshot = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: new(index), Term: new(term), ConfState: cs}}
+	}
+	n.cfg.Transport.SendSnapshot(msg, body, size)
 }
 
 // snapshot records a local snapshot at index and releases the log before

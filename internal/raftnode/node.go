@@ -37,9 +37,10 @@ type Transport interface {
 }
 
 // SnapshotSource opens a consistent copy of the state machine to stream
-// to a follower that fell behind the log.
+// to a follower that fell behind the log, with the raft index and term of
+// the last entry applied in that copy.
 type SnapshotSource interface {
-	OpenSnapshot() (io.ReadCloser, int64, error)
+	OpenSnapshot() (body io.ReadCloser, size int64, index, term uint64, err error)
 }
 
 // Metrics receives the loop's events; nil fields are skipped.

@@ -64,25 +64,33 @@ func (p *peerRaft) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body 
 }
 
 // OpenSnapshot writes a consistent copy of the backend to a temporary file
-// and opens it, so its size is known before streaming starts.
-func (p *peerRaft) OpenSnapshot() (io.ReadCloser, int64, error) {
+// and opens it, so its size is known before streaming starts and no read
+// transaction is held open while a slow follower receives it. It returns
+// the raft index and term applied in the copy.
+func (p *peerRaft) OpenSnapshot() (io.ReadCloser, int64, uint64, uint64, error) {
 	s := (*Server)(p)
 	f, err := os.CreateTemp(snapDir(s.cfg.DataDir), "send-*.tmp")
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, 0, err
 	}
 	// The file is unlinked at once: it lives only as long as the open
 	// handle, so a crash leaves nothing behind.
 	os.Remove(f.Name())
-	n, err := s.store.WriteSnapshot(f)
+	snap, err := s.store.OpenSnapshot()
+	if err != nil {
+		f.Close()
+		return nil, 0, 0, 0, err
+	}
+	n, err := snap.WriteTo(f)
+	snap.Close()
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("copying backend for a snapshot: %w", err)
+		return nil, 0, 0, 0, fmt.Errorf("copying backend for a snapshot: %w", err)
 	}
-	return f, n, nil
+	return f, n, snap.Index, snap.Term, nil
 }
 
 // addPeer tells the transport about a member (idempotent).

@@ -1,0 +1,268 @@
+// Command cadre-bench measures Cadre side by side with etcd v3.7.3 on the
+// same machine, in the same run, with the same clients, and prints the
+// ratio of every figure (issue 6). See docs/PERFORMANCE.md.
+//
+//	go run ./cmd/cadre-bench                 # full run, etcd then Cadre
+//	go run ./cmd/cadre-bench -smoke          # CI: Cadre only, tiny loads
+//	go run ./cmd/cadre-bench -only put1,watch -duration 5s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// workloadNames in run order; -only picks a subset.
+func workloadNames() []string {
+	return []string{"rss", "put1", "put100", "range", "txn", "cas", "watch", "learner", "gap"}
+}
+
+// params scale the workloads; smoke mode shrinks them.
+type params struct {
+	Duration       time.Duration `json:"duration"`
+	Watchers       int           `json:"watchers"`
+	WatchKeys      int           `json:"watch_keys"`
+	WatchRate      int           `json:"watch_puts_per_second"`
+	LoadKeys       int           `json:"load_keys"`
+	LoadValue      int           `json:"load_value_bytes"`
+	GapBefore      time.Duration `json:"gap_before"`
+	GapAfter       time.Duration `json:"gap_after"`
+	LearnerTimeout time.Duration `json:"learner_timeout"`
+	Builtin        bool          `json:"builtin_load"` // own client/v3 loads instead of etcd's benchmark tool
+}
+
+type bench struct {
+	out    string
+	p      params
+	sel    map[string]bool
+	res    *results
+	reg    *procs
+	logf   func(string, ...any)
+	stdout io.Writer
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole command; it returns the exit code. Every process it
+// starts is killed before it returns, also on Ctrl-C and on failure.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cadre-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "directory for raw outputs, summary and the members' data dirs (default: a new temp dir)")
+	dur := fs.Duration("duration", 10*time.Second, "length of each throughput/latency workload; also scales the learner load (10,000 keys per second of it, at most 100,000)")
+	only := fs.String("only", "", "comma-separated workloads to run (default all): "+strings.Join(workloadNames(), ","))
+	cadreOnly := fs.Bool("cadre-only", false, "measure Cadre only (no etcd build or run)")
+	smoke := fs.Bool("smoke", false, "CI smoke run: Cadre only, a few seconds per workload, tiny loads, nothing built from the module proxy")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	durSet := false
+	fs.Visit(func(f *flag.Flag) { durSet = durSet || f.Name == "duration" })
+	b := &bench{res: newResults(), reg: &procs{}, stdout: stdout, sel: map[string]bool{}}
+	b.logf = func(format string, a ...any) {
+		fmt.Fprintf(stderr, "%s cadre-bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+	}
+	for _, w := range strings.Split(*only, ",") {
+		if w = strings.TrimSpace(w); w == "" {
+			continue
+		}
+		if !slices.Contains(workloadNames(), w) {
+			fmt.Fprintf(stderr, "cadre-bench: unknown workload %q in -only; expected some of %s\n", w, strings.Join(workloadNames(), ","))
+			return 2
+		}
+		b.sel[w] = true
+	}
+	if len(b.sel) == 0 {
+		for _, w := range workloadNames() {
+			b.sel[w] = true
+		}
+	}
+	b.sel["rss"] = true // idle RSS costs nothing and anchors every run
+	b.p = fullParams(*dur)
+	if *smoke {
+		*cadreOnly = true
+		if !durSet {
+			*dur = 2 * time.Second
+		}
+		b.p = smokeParams(*dur)
+	}
+
+	// A hard cap on the whole run, and Ctrl-C / SIGTERM cancel it.
+	limit := 30 * time.Minute
+	if *smoke {
+		limit = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer b.reg.killAll()
+
+	if err := b.main(ctx, *out, *cadreOnly); err != nil {
+		b.logf("failed: %v", err)
+		if ctx.Err() != nil {
+			b.logf("interrupted or over the %v cap; all servers were killed", limit)
+		}
+		return 1
+	}
+	return 0
+}
+
+func fullParams(d time.Duration) params {
+	return params{
+		Duration: d, Watchers: 1000, WatchKeys: 100, WatchRate: 100,
+		LoadKeys: min(100_000, max(1_000, int(10_000*d.Seconds()))), LoadValue: 1024,
+		GapBefore: time.Second, GapAfter: 3 * time.Second, LearnerTimeout: 3 * time.Minute,
+	}
+}
+
+func smokeParams(d time.Duration) params {
+	return params{
+		Duration: d, Watchers: 100, WatchKeys: 20, WatchRate: 50,
+		LoadKeys: 2_000, LoadValue: 1024,
+		GapBefore: 500 * time.Millisecond, GapAfter: 1500 * time.Millisecond, LearnerTimeout: 20 * time.Second,
+		Builtin: true,
+	}
+}
+
+func (b *bench) main(ctx context.Context, out string, cadreOnly bool) error {
+	if out == "" {
+		d, err := os.MkdirTemp("", "cadre-bench-")
+		if err != nil {
+			return err
+		}
+		out = d
+	}
+	out, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	b.out = out
+	for _, d := range []string{"raw", "bin"} {
+		if err := os.MkdirAll(filepath.Join(out, d), 0o755); err != nil {
+			return err
+		}
+	}
+	b.logf("output in %s", out)
+
+	m := describeMachine(out)
+	m.FsyncIters = 200
+	if m.FsyncP50ms, m.FsyncP99ms, err = fsyncLatency(out, m.FsyncIters); err != nil {
+		return fmt.Errorf("measuring fsync latency in %s: %w", out, err)
+	}
+	b.logf("%s", m)
+
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	b.logf("building cadre")
+	cadreBin, err := buildCadre(ctx, root, filepath.Join(out, "bin"))
+	if err != nil {
+		return err
+	}
+	var etcdBin, toolBin string
+	if !cadreOnly || !b.p.Builtin {
+		cache, err := toolsCacheDir()
+		if err != nil {
+			return err
+		}
+		if !cadreOnly {
+			if etcdBin, err = buildEtcdTool(ctx, cache, "etcd", etcdModule, etcdVersion, etcdModule, b.logf); err != nil {
+				return err
+			}
+		}
+		if !b.p.Builtin {
+			if toolBin, err = buildEtcdTool(ctx, cache, "benchmark", benchToolModule, benchToolVersion, benchToolPkg, b.logf); err != nil {
+				return err
+			}
+		}
+	}
+
+	if !cadreOnly {
+		if err := b.server(ctx, "etcd", etcdBin, toolBin); err != nil {
+			return err
+		}
+	}
+	if err := b.server(ctx, "cadre", cadreBin, toolBin); err != nil {
+		return err
+	}
+
+	table := b.res.table(b.sel)
+	fmt.Fprintf(b.stdout, "\n%s\n\n%s", m, table)
+	if len(b.res.Notes["etcd"])+len(b.res.Notes["cadre"]) > 0 {
+		fmt.Fprintf(b.stdout, "\nnotes:\n")
+		for _, s := range []string{"etcd", "cadre"} {
+			for _, n := range b.res.Notes[s] {
+				fmt.Fprintf(b.stdout, "  [%s] %s\n", s, n)
+			}
+		}
+	}
+	fmt.Fprintf(b.stdout, "\nraw outputs and summary.json in %s\n", out)
+	return writeSummary(out, m, b.res, table, map[string]any{"params": b.p, "cadre_only": cadreOnly,
+		"etcd": etcdVersion, "benchmark_tool": benchToolVersion})
+}
+
+// server runs every selected workload against a fresh 3-member cluster of
+// one kind. A failing workload is noted and the next one runs; only a
+// cluster that will not start (or Ctrl-C) ends the run.
+func (b *bench) server(ctx context.Context, kind, bin, toolBin string) error {
+	dir := filepath.Join(b.out, kind)
+	c, err := newCluster(kind, bin, dir, 3, b.reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		c.close()
+		for _, m := range c.members {
+			_ = copyFile(filepath.Join(b.out, "raw", kind+"-"+m.name+".log"), m.logPath)
+			// The data dirs (100+ MB after the load) are not worth keeping.
+			_ = os.RemoveAll(m.dataDir)
+		}
+	}()
+	b.logf("[%s] starting 3 members in %s", kind, dir)
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	if _, _, err := c.leader(ctx, 20*time.Second); err != nil {
+		return err
+	}
+	w := &workloads{b: b, c: c, kind: kind, tool: toolBin}
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"rss", w.rssIdle}, {"put1", w.put1}, {"put100", w.put100}, {"range", w.rangeOne},
+		{"txn", w.txnMixed}, {"cas", w.cas}, {"watch", w.watch}, {"learner", w.learner}, {"gap", w.gaps},
+	}
+	for _, s := range steps {
+		if !b.sel[s.name] {
+			continue
+		}
+		b.logf("[%s] %s", kind, s.name)
+		err := s.fn(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			b.logf("[%s] %s failed: %v", kind, s.name, err)
+			b.res.note(kind, "%s: %v", s.name, err)
+			if errors.Is(err, ErrCluster) && len(c.running()) < 2 {
+				return err
+			}
+		}
+	}
+	return nil
+}

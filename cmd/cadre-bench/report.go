@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// metric is one row of the table. Better says which direction wins;
+// target is issue 6's goal for the row, checked on the ratio (or, with
+// absolute, on Cadre's own figure).
+type metric struct {
+	Key, Name, Unit string
+	HigherBetter    bool
+	Target          string
+	check           func(ratio, cadre float64) bool
+}
+
+// rows lists every figure in table order; workload names which -only
+// entry produces it.
+func rows() []struct {
+	workload string
+	metric
+} {
+	type r = struct {
+		workload string
+		metric
+	}
+	le := func(x float64) func(float64, float64) bool { return func(q, _ float64) bool { return q <= x } }
+	ge := func(x float64) func(float64, float64) bool { return func(q, _ float64) bool { return q >= x } }
+	return []r{
+		{"rss", metric{"rss.idle", "RSS idle (max of members)", "MiB", false, "<= 1.0x", le(1)}},
+		{"put1", metric{"put1.rps", "put, 1 client 1 conn (leader)", "req/s", true, "", nil}},
+		{"put1", metric{"put1.p50", "put, 1 client: p50", "ms", false, "<= 0.4x", le(0.4)}},
+		{"put1", metric{"put1.p99", "put, 1 client: p99", "ms", false, "", nil}},
+		{"put100", metric{"put100.rps", "put, 100 clients 10 conns", "req/s", true, ">= 1.5x", ge(1.5)}},
+		{"put100", metric{"put100.p99", "put, 100 clients: p99", "ms", false, "<= 1.0x", le(1)}},
+		{"put100", metric{"put100.fsyncs", "put, 100 clients: WAL fsyncs per put (leader)", "count", false, "", nil}},
+		{"range", metric{"range.l", "range 1 key, 100 clients, linearizable", "req/s", true, ">= 1.5x", ge(1.5)}},
+		{"range", metric{"range.s", "range 1 key, 100 clients, serializable", "req/s", true, ">= 1.3x", ge(1.3)}},
+		{"txn", metric{"txn.rps", "txn-mixed, 50 clients (1:1 read:put)", "txn/s", true, "", nil}},
+		{"cas", metric{"cas.rps", "CAS get+txn, 50 clients", "CAS/s", true, "", nil}},
+		{"watch", metric{"watch.p50", "watch event latency p50", "ms", false, "", nil}},
+		{"watch", metric{"watch.p99", "watch event latency p99", "ms", false, "<= 0.5x", le(0.5)}},
+		{"learner", metric{"rss.load", "RSS after load (max of members)", "MiB", false, "<= 0.8x", le(0.8)}},
+		{"learner", metric{"learner.s", "learner catch-up (add -> promote)", "s", false, "<= 1.0x", le(1)}},
+		{"gap", metric{"gap.kill", "write gap, leader kill -9", "ms", false, "<= 1.0x", le(1)}},
+		{"gap", metric{"gap.remove", "write gap, leader member remove", "ms", false, "<= 100 ms", func(_, c float64) bool { return c <= 100 }}},
+	}
+}
+
+// results holds each server's figures by metric key (absent = not run or
+// failed) and free-form notes (errors, details) for the raw output.
+type results struct {
+	Values map[string]map[string]float64 `json:"values"`
+	Notes  map[string][]string           `json:"notes"`
+}
+
+func newResults() *results {
+	return &results{Values: map[string]map[string]float64{"etcd": {}, "cadre": {}}, Notes: map[string][]string{}}
+}
+
+func (r *results) set(server, key string, v float64) {
+	if !math.IsNaN(v) && !math.IsInf(v, 0) {
+		r.Values[server][key] = v
+	}
+}
+
+func (r *results) note(server, format string, args ...any) {
+	r.Notes[server] = append(r.Notes[server], fmt.Sprintf(format, args...))
+}
+
+// table renders the comparison. A ratio is Cadre/etcd; whether a high or
+// low ratio is good is in the "better" column.
+func (r *results) table(selected map[string]bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-46s %-6s %10s %10s %9s %-7s %s\n", "workload", "unit", "etcd", "Cadre", "Cadre/etcd", "better", "target (issue 6)")
+	fmt.Fprintf(&b, "%s\n", strings.Repeat("-", 110))
+	for _, row := range rows() {
+		if !selected[row.workload] {
+			continue
+		}
+		e, eok := r.Values["etcd"][row.Key]
+		c, cok := r.Values["cadre"][row.Key]
+		ratio, verdict := "-", row.Target
+		q := math.NaN()
+		if eok && cok && e != 0 {
+			q = c / e
+			ratio = fmt.Sprintf("%.2fx", q)
+		}
+		if row.check != nil && cok && (eok || row.Key == "gap.remove") {
+			if row.check(q, c) {
+				verdict += " met"
+			} else {
+				verdict += " MISSED"
+			}
+		}
+		better := "lower"
+		if row.HigherBetter {
+			better = "higher"
+		}
+		fmt.Fprintf(&b, "%-46s %-6s %10s %10s %9s %-7s %s\n", row.Name, row.Unit, num(e, eok), num(c, cok), ratio, better, verdict)
+	}
+	return b.String()
+}
+
+func num(v float64, ok bool) string {
+	switch {
+	case !ok:
+		return "-"
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+// machine describes where the figures were taken.
+type machine struct {
+	Cores       int     `json:"cores"`
+	CPU         string  `json:"cpu"`
+	MemTotalMiB int     `json:"mem_total_mib"`
+	Kernel      string  `json:"kernel"`
+	GoVersion   string  `json:"go_version"`
+	DataDir     string  `json:"data_dir"`
+	FsyncP50ms  float64 `json:"fdatasync_256b_p50_ms"`
+	FsyncP99ms  float64 `json:"fdatasync_256b_p99_ms"`
+	FsyncIters  int     `json:"fdatasync_iterations"`
+	Started     string  `json:"started"`
+}
+
+func describeMachine(dataDir string) machine {
+	m := machine{Cores: runtime.NumCPU(), GoVersion: goVersion(), DataDir: dataDir, Started: time.Now().UTC().Format(time.RFC3339)}
+	m.CPU = procField("/proc/cpuinfo", "model name")
+	if v := procField("/proc/meminfo", "MemTotal"); v != "" {
+		kb, _ := strconv.Atoi(strings.Fields(v)[0])
+		m.MemTotalMiB = kb / 1024
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func goVersion() string {
+	out, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return runtime.Version()
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func procField(path, field string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == field {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// fsyncLatency appends 256 B and fdatasyncs it, iters times, in a file in
+// dir (the data disk): the floor under every acknowledged write.
+func fsyncLatency(dir string, iters int) (p50, p99 float64, err error) {
+	f, err := os.CreateTemp(dir, "fsync-probe-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := []byte(value(256))
+	lat := make([]time.Duration, 0, iters)
+	for range iters {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0, 0, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return 0, 0, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return pctMS(lat, 50), pctMS(lat, 99), nil
+}
+
+func (m machine) String() string {
+	return fmt.Sprintf("machine: %d cores (%s), %d MiB RAM, Linux %s, %s\ndata disk %s: write+fdatasync 256 B p50 %.3f ms, p99 %.3f ms (%d iterations)",
+		m.Cores, m.CPU, m.MemTotalMiB, m.Kernel, m.GoVersion, m.DataDir, m.FsyncP50ms, m.FsyncP99ms, m.FsyncIters)
+}
+
+// writeSummary writes summary.json and table.txt into out.
+func writeSummary(out string, m machine, r *results, table string, params map[string]any) error {
+	b, err := json.MarshalIndent(map[string]any{"machine": m, "params": params, "results": r}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "summary.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, "table.txt"), []byte(m.String()+"\n\n"+table), 0o644)
+}
+
+// copyFile keeps a member's log among the raw outputs.
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	o, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(o, in); err != nil {
+		_ = o.Close()
+		return err
+	}
+	return o.Close()
+}
