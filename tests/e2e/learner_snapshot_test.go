@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,32 +24,7 @@ func TestLearnerCatchesUpThroughSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ports := framework.FreePorts(t, 2)
-	peer, client := membURL(ports[0]), membURL(ports[1])
-	var add *clientv3.MemberAddResponse
-	var err error
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		add, err = cli.MemberAddAsLearner(ctx, []string{peer})
-		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "unhealthy") {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("add learner: %v", err)
-	}
-	var initial []string
-	for _, m := range add.Members {
-		name := m.Name
-		if m.ID == add.Member.ID {
-			name = "learner1"
-		}
-		initial = append(initial, name+"="+m.PeerURLs[0])
-	}
-	l := c.AddMemberProcess(t, "learner1", append(membJoinFlags(filepath.Join(c.Dir(), "learner1.data"), peer, client),
-		"--name", "learner1", "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "existing"), nil)
-	l.WaitHealthy(t, 30*time.Second)
+	l, add := addAndStart(t, ctx, c, cli, "learner1", true)
 	eventually(t, 30*time.Second, "learner promoted", func() error {
 		_, err := cli.MemberPromote(ctx, add.Member.ID)
 		return err

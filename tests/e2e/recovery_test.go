@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -83,32 +81,7 @@ func TestForceNewCluster(t *testing.T) {
 	}
 
 	// Grow back: add a fresh member at a new address and start it.
-	one = framework.NewClient(t, survivor.Endpoint())
-	ports := framework.FreePorts(t, 2)
-	peer, client := membURL(ports[0]), membURL(ports[1])
-	var add *clientv3.MemberAddResponse
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		add, err = one.MemberAdd(ctx, []string{peer})
-		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "unhealthy") {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("member add after recovery: %v", err)
-	}
-	var initial []string
-	for _, m := range add.Members {
-		name := m.Name
-		if m.ID == add.Member.ID {
-			name = "infra4"
-		}
-		initial = append(initial, name+"="+m.PeerURLs[0])
-	}
-	m4 := c.AddMemberProcess(t, "infra4", append(membJoinFlags(filepath.Join(c.Dir(), "infra4.data"), peer, client),
-		"--name", "infra4", "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "existing"), nil)
-	m4.WaitHealthy(t, 30*time.Second)
+	m4, _ := addAndStart(t, ctx, c, framework.NewClient(t, survivor.Endpoint()), "infra4", false)
 	got, err := framework.NewClient(t, m4.Endpoint()).Get(ctx, "/fnc/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithSerializable())
 	if err != nil || got.Count != int64(len(acked)+1) {
 		t.Fatalf("new member after catch-up: %v keys (err %v), want %d", got, err, len(acked)+1)
