@@ -30,6 +30,9 @@ func main() {
 }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "snapshot" {
+		return snapshotCommand(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "playground" {
 		return playground(args[1:], stdout, stderr)
 	}

@@ -93,6 +93,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newRecoverCommand(),
 		a.newAlarmCommand(),
 		a.newDefragCommand(),
+		a.newSnapshotCommand(),
 		a.newVersionCommand(),
 		a.newOptionsCommand(root),
 	)

@@ -59,7 +59,9 @@ func UnaryInterceptor(m Member) grpc.UnaryServerInterceptor {
 // StreamInterceptor refuses streams (watch, lease keep-alive) on a learner.
 func StreamInterceptor(m Member) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if info.FullMethod != "/grpc.health.v1.Health/Watch" && !m.IsReady() {
+		// A snapshot is served before ready: it is how the data of a
+		// survivor without quorum is saved for a restore.
+		if info.FullMethod != "/grpc.health.v1.Health/Watch" && info.FullMethod != "/etcdserverpb.Maintenance/Snapshot" && !m.IsReady() {
 			return errNotReady
 		}
 		if m.IsLearner() && info.FullMethod != "/grpc.health.v1.Health/Watch" {
