@@ -140,11 +140,8 @@ func (c *Cluster) Add(m *Member) error {
 func (c *Cluster) Remove(id uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.removed[id] {
-		return ErrIDRemoved
-	}
-	if _, ok := c.members[id]; !ok {
-		return ErrIDNotFound
+	if _, err := c.lookupLocked(id); err != nil {
+		return err
 	}
 	delete(c.members, id)
 	c.removed[id] = true
@@ -155,12 +152,9 @@ func (c *Cluster) Remove(id uint64) error {
 func (c *Cluster) SetAttributes(id uint64, name string, clientURLs []string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.removed[id] {
-		return ErrIDRemoved
-	}
-	m, ok := c.members[id]
-	if !ok {
-		return ErrIDNotFound
+	m, err := c.lookupLocked(id)
+	if err != nil {
+		return err
 	}
 	m.Name = name
 	m.ClientURLs = append([]string(nil), clientURLs...)
@@ -232,12 +226,9 @@ func (c *Cluster) ReplaceWith(o *Cluster) {
 func (c *Cluster) UpdatePeerURLs(id uint64, urls []string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.removed[id] {
-		return ErrIDRemoved
-	}
-	m, ok := c.members[id]
-	if !ok {
-		return ErrIDNotFound
+	m, err := c.lookupLocked(id)
+	if err != nil {
+		return err
 	}
 	for oid, o := range c.members {
 		if oid == id {
@@ -260,18 +251,28 @@ func (c *Cluster) UpdatePeerURLs(id uint64, urls []string) error {
 func (c *Cluster) Promote(id uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.removed[id] {
-		return ErrIDRemoved
-	}
-	m, ok := c.members[id]
-	if !ok {
-		return ErrIDNotFound
+	m, err := c.lookupLocked(id)
+	if err != nil {
+		return err
 	}
 	if !m.IsLearner {
 		return ErrNotLearner
 	}
 	m.IsLearner = false
 	return nil
+}
+
+// lookupLocked finds a live member; callers hold mu. A removed ID is
+// reported as such, so an apply of a stale change can tell the two apart.
+func (c *Cluster) lookupLocked(id uint64) (*Member, error) {
+	if c.removed[id] {
+		return nil, ErrIDRemoved
+	}
+	m, ok := c.members[id]
+	if !ok {
+		return nil, ErrIDNotFound
+	}
+	return m, nil
 }
 
 // SetID sets the cluster ID (a joining member learns it from its peers).
