@@ -24,6 +24,7 @@ type exitError struct {
 	code  int
 	err   error
 	quiet bool
+	hint  string // printed as "hint: ..." after the error line, which stays etcdctl's
 }
 
 func (e *exitError) Error() string { return e.err.Error() }

@@ -138,6 +138,9 @@ func (a *app) executeContext(ctx context.Context, args []string) int {
 		if !ee.quiet {
 			fmt.Fprintln(a.errOut, "Error:", ee.err)
 		}
+		if ee.hint != "" {
+			fmt.Fprintln(a.errOut, "hint:", ee.hint)
+		}
 		return ee.code
 	}
 	// A parse error from cobra itself (unknown flag or command): etcdctl

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 )
@@ -131,7 +132,7 @@ func (a *app) memberAdd(cmd *cobra.Command, args []string, peerURLs string, lear
 	}
 	cancel()
 	if err != nil {
-		return requestFailed(err)
+		return memberChangeFailed(err)
 	}
 	return p.memberAdd(resp, name, peerURLs)
 }
@@ -228,7 +229,7 @@ func (a *app) memberChange(cmd *cobra.Command,
 	resp, err := do(ctx, cli)
 	cancel()
 	if err != nil {
-		return requestFailed(err)
+		return memberChangeFailed(err)
 	}
 	return show(p, resp)
 }
@@ -318,4 +319,20 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// quorumLostHint is what an operator needs when a member change cannot be
+// committed: the likely cause and the way out (the article's last resort).
+const quorumLostHint = "the cluster has no leader: fewer than a quorum of its voting members are reachable, so " +
+	"membership cannot change. Bring the stopped members back if you can; if they are gone for good, run " +
+	"`cadrectl recover plan --endpoints <survivors>` for the recovery commands"
+
+// memberChangeFailed is requestFailed with quorumLostHint when the error
+// means no quorum (etcd's "no leader").
+func memberChangeFailed(err error) error {
+	ee := &exitError{code: exitFailure, err: err}
+	if strings.Contains(err.Error(), rpctypes.ErrNoLeader.Error()) {
+		ee.hint = quorumLostHint
+	}
+	return ee
 }
