@@ -107,6 +107,13 @@ func TestCompatWithEtcdctl(t *testing.T) {
 		{"endpoint", "status", "-w", "fields"},
 		{"endpoint", "status", "--cluster", "-w", "table"},
 		{"endpoint", "status", "-w", "protobuf"},
+		{"endpoint", "hashkv"},
+		{"endpoint", "hashkv", "-w", "table"},
+		{"endpoint", "hashkv", "-w", "json"},
+		{"endpoint", "hashkv", "-w", "fields"},
+		{"endpoint", "hashkv", "--cluster", "-w", "table"},
+		{"endpoint", "hashkv", "--rev", "1"},
+		{"endpoint", "hashkv", "--rev", "999999", "-w", "table"},
 	} {
 		add(compatCase{name: strings.Join(args, " "), args: args})
 	}

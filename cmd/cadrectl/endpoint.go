@@ -41,6 +41,7 @@ The items in the lists are endpoint, ID, version, db size, is leader, is learner
 				return a.endpointStatus(cmd, cluster)
 			},
 		},
+		a.newEndpointHashKVCommand(&cluster),
 	)
 	return cmd
 }
