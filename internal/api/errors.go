@@ -34,6 +34,7 @@ var errorTable = []struct {
 	{cerr.ErrNotSupportedLrnr, rpctypes.ErrGRPCNotSupportedForLearner},
 	{cerr.ErrBadTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
 	{cerr.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{cerr.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
 	{cerr.ErrLeaderTransferTimeout, errGRPCTimeoutLeaderTransfer},
 	{membership.ErrNotEnoughStarted, rpctypes.ErrGRPCMemberNotEnoughStarted},
 	{membership.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},

@@ -16,6 +16,7 @@ var (
 	ErrNotReady              = errors.New("server not ready")
 	ErrNotSupportedLrnr      = errors.New("rpc not supported for learner")
 	ErrNoSpace               = errors.New("mvcc: database space exceeded")
+	ErrCorrupt               = errors.New("corrupt cluster")
 	ErrBadTransferee         = errors.New("bad leader transferee")
 	ErrLeaderTransferTimeout = errors.New("request timed out, leader transfer took too long")
 )

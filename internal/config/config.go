@@ -93,6 +93,14 @@ type Config struct {
 	QuotaBackendBytes      int64 // 0 = default (2 GiB)
 	EnablePprof            bool
 
+	// InitialCorruptCheck compares this member's key history with its
+	// peers' before it serves (etcd: --experimental-initial-corrupt-check,
+	// off by default there; on here, because serving damaged data is worse
+	// than a refused start). CorruptCheckTime > 0 makes the leader compare
+	// every member's at that period and raise CORRUPT on a mismatch.
+	InitialCorruptCheck bool
+	CorruptCheckTime    time.Duration
+
 	LogLevel   string   // debug|info|warn|error
 	Logger     string   // only "zap" (accepted for etcd compatibility)
 	LogOutputs []string // stderr|stdout|default
@@ -129,6 +137,7 @@ func Default() *Config {
 		MaxRequestBytes:          DefaultMaxRequestBytes,
 		MaxTxnOps:                DefaultMaxTxnOps,
 		StrictReconfigCheck:      true,
+		InitialCorruptCheck:      true,
 		MaxLearners:              DefaultMaxLearners,
 		LogLevel:                 DefaultLogLevel,
 		Logger:                   DefaultLogger,

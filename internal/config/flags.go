@@ -82,6 +82,10 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.IntVar(&c.MaxLearners, "experimental-max-learners", c.MaxLearners, "Deprecated alias of --max-learners.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 means 2 GiB).")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server at /debug/pprof.")
+	fs.BoolVar(&c.InitialCorruptCheck, "initial-corrupt-check", c.InitialCorruptCheck, "Compare this member's data with its peers' before serving clients (refuse to start on a mismatch).")
+	fs.BoolVar(&c.InitialCorruptCheck, "experimental-initial-corrupt-check", c.InitialCorruptCheck, "Alias of --initial-corrupt-check.")
+	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Period of the leader's data corruption check across members, e.g. 5m (0 disables); a mismatch raises the CORRUPT alarm.")
+	fs.DurationVar(&c.CorruptCheckTime, "experimental-corrupt-check-time", c.CorruptCheckTime, "Alias of --corrupt-check-time.")
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.Logger, "logger", c.Logger, "Logger implementation; only zap (JSON logs like etcd's).")

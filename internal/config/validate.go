@@ -154,6 +154,10 @@ func (c *Config) validateLimits() error {
 		return invalidf("invalid --max-txn-ops=0: it must be at least 1; the default is %d", DefaultMaxTxnOps)
 	case c.MaxLearners < 0:
 		return invalidf("invalid --max-learners=%d: it must be 0 or more; the default is %d", c.MaxLearners, DefaultMaxLearners)
+	case c.CorruptCheckTime < 0:
+		return invalidf("invalid --corrupt-check-time=%s: it must be 0 (off) or a positive duration like 5m", c.CorruptCheckTime)
+	case c.CorruptCheckTime > 0 && c.CorruptCheckTime < time.Second:
+		return invalidf("invalid --corrupt-check-time=%s: hashing the whole key history that often would starve the member; use 1s or more", c.CorruptCheckTime)
 	case c.QuotaBackendBytes < 0:
 		return invalidf("invalid --quota-backend-bytes=%d: it must be 0 (the 2 GiB default) or more", c.QuotaBackendBytes)
 	}

@@ -103,6 +103,10 @@ func TestValidateErrors(t *testing.T) {
 			`invalid --max-learners=-1: it must be 0 or more; the default is 1`},
 		{"quota negative", []string{"--quota-backend-bytes=-1"},
 			`invalid --quota-backend-bytes=-1: it must be 0 (the 2 GiB default) or more`},
+		{"corrupt check negative", []string{"--corrupt-check-time=-1s"},
+			`invalid --corrupt-check-time=-1s: it must be 0 (off) or a positive duration like 5m`},
+		{"corrupt check too often", []string{"--experimental-corrupt-check-time=10ms"},
+			`invalid --corrupt-check-time=10ms: hashing the whole key history that often would starve the member; use 1s or more`},
 
 		// Logging and flags accepted for later.
 		{"log level", []string{"--log-level=verbose"}, `invalid --log-level "verbose": use debug, info, warn or error`},

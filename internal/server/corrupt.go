@@ -41,6 +41,27 @@ func (s *Server) registerHashHandler(mux *http.ServeMux) {
 	})
 }
 
+// peerHash asks the member at peerURL for its HashKV at rev; ok is false
+// when it cannot answer (unreachable, behind, compacted past rev).
+func (s *Server) peerHash(peerURL string, rev int64) (hashJSON, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(peerURL, "/")+"/cadre/hashkv?rev="+strconv.FormatInt(rev, 10), nil)
+	if err != nil {
+		return hashJSON{}, false
+	}
+	resp, err := peerHashClient.Do(req)
+	if err != nil {
+		return hashJSON{}, false
+	}
+	defer resp.Body.Close()
+	var h hashJSON
+	ok := resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&h) == nil
+	return h, ok
+}
+
+var peerHashClient = &http.Client{Timeout: 2 * time.Second}
+
 // checkCorruption compares this member's key history with every reachable
 // peer's at the same revision before the member serves clients. A peer
 // that is behind or compacted past that revision is skipped; one that
@@ -50,24 +71,13 @@ func (s *Server) checkCorruption() error {
 	if err != nil {
 		return fmt.Errorf("hashing local data: %w", err)
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
 	for _, m := range s.cluster.Members() {
 		if m.ID == s.id || len(m.PeerURLs) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(m.PeerURLs[0], "/")+"/cadre/hashkv?rev="+strconv.FormatInt(rev, 10), nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			cancel()
-			continue // unreachable: nothing to compare with
-		}
-		var peer hashJSON
-		ok := resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&peer) == nil
-		resp.Body.Close()
-		cancel()
+		peer, ok := s.peerHash(m.PeerURLs[0], rev)
 		if !ok || peer.Compacted != comp {
-			continue // behind, compacted differently, or unreadable
+			continue // unreachable, behind, compacted differently, or unreadable
 		}
 		if peer.Hash != h {
 			return fmt.Errorf("%w: at revision %d this member's key history hashes to %08x but member %s (%s) has %08x; this member's data dir %s is damaged: wipe it and re-add the member (member remove, then member add), or restore it from a snapshot",

@@ -73,6 +73,9 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.
 	if uint(len(data)) > s.cfg.MaxRequestBytes {
 		return nil, cerr.ErrRequestTooLarge
 	}
+	if err := s.checkCorrupt(r); err != nil {
+		return nil, err
+	}
 	if err := s.checkQuota(r, len(data)); err != nil {
 		return nil, err
 	}

@@ -119,6 +119,7 @@ func (s *Server) start() {
 	go s.publish()
 	go s.leaseLoop()
 	go s.compactLoop()
+	go s.corruptCheckLoop()
 }
 
 // watchFatal stops the member when raft reports a fatal error.

@@ -95,9 +95,11 @@ func (s *Server) publish() {
 			s.lg.Info("published local member to cluster through raft", "name", s.cfg.Name,
 				"client-urls", attrs.MemberAttributes.ClientUrls, "member-id", membership.IDString(s.id))
 			// Serve only data that agrees with the peers'.
-			if err := s.checkCorruption(); err != nil {
-				s.fatal(err)
-				return
+			if s.cfg.InitialCorruptCheck {
+				if err := s.checkCorruption(); err != nil {
+					s.fatal(err)
+					return
+				}
 			}
 			close(s.readyc)
 			return
