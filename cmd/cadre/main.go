@@ -4,15 +4,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/cadrekv/cadre/internal/config"
 	"github.com/cadrekv/cadre/internal/daemon"
+	"github.com/cadrekv/cadre/internal/discovery"
 	"github.com/cadrekv/cadre/internal/logutil"
 	"github.com/cadrekv/cadre/internal/server"
 )
@@ -66,7 +69,17 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		lg.Warn(w)
 	}
 
-	// 3. Start the member (storage, raft, peers, then clients).
+	// 3. Discovery (a new member only): find the other initial members
+	// before anything is written, so a refusal leaves no data dir.
+	if cfg.Discovery.Enabled() && !server.HasData(cfg.DataDir) {
+		if err := discover(cfg, lg); err != nil {
+			lg.Error("discovery failed", "name", cfg.Name, "error", err.Error())
+			fmt.Fprintf(stderr, "cadre: %v\n", err)
+			return exitFailure
+		}
+	}
+
+	// 4. Start the member (storage, raft, peers, then clients).
 	m, err := daemon.Start(cfg, lg)
 	if err != nil {
 		lg.Error("failed to start member", "name", cfg.Name, "data-dir", cfg.DataDir, "error", err.Error())
@@ -79,7 +92,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 
-	// 4. Run until a signal asks us to stop or the member stops itself.
+	// 5. Run until a signal asks us to stop or the member stops itself.
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigc)
@@ -97,4 +110,36 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// discover replaces the initial cluster with the one discovery finds and
+// validates the result like a given --initial-cluster. SIGINT/SIGTERM end
+// the wait for the other members.
+func discover(cfg *config.Config, lg *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var text string
+	if cfg.Discovery.Token != "" {
+		t, err := discovery.Registry(ctx, cfg, lg)
+		if err != nil {
+			return err
+		}
+		text = t
+	} else {
+		t, self, err := discovery.SRV(ctx, cfg, lg)
+		if err != nil {
+			return err
+		}
+		if err := cfg.SetAdvertisePeerURLs(self); err != nil {
+			return err
+		}
+		text = t
+	}
+	if err := cfg.SetInitialCluster(text); err != nil {
+		return fmt.Errorf("discovery produced an unusable initial cluster %q: %w", text, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("discovery produced initial cluster %q: %w", text, err)
+	}
+	return nil
 }

@@ -105,17 +105,53 @@ type Config struct {
 	Logger     string   // only "zap" (accepted for etcd compatibility)
 	LogOutputs []string // stderr|stdout|default
 
-	// Accepted and stored so etcd command lines keep working; implemented
-	// later (ForceNewCluster, AutoCompaction*) or refused by Validate
-	// (discovery) or ignored with a warning (EnableV2).
 	AutoCompactionMode      string // periodic|revision
 	AutoCompactionRetention string
 	ForceNewCluster         bool
-	EnableV2                bool
-	DiscoveryToken          string
-	DiscoveryEndpoints      []string
-	DiscoverySRV            string
-	DiscoverySRVName        string
+	EnableV2                bool // accepted for etcd command lines; ignored with a warning
+
+	// InitialClusterSet records whether --initial-cluster was given (it
+	// cannot be combined with discovery, which builds it).
+	InitialClusterSet bool
+
+	Discovery Discovery
+}
+
+// Discovery is how a new cluster's members find each other instead of
+// --initial-cluster: v3 discovery through a running etcd-API cluster
+// (Token + Endpoints) or DNS SRV records (SRV). Only for bootstrapping.
+type Discovery struct {
+	Token                 string
+	Endpoints             []string
+	DialTimeout           time.Duration
+	RequestTimeout        time.Duration
+	KeepAliveTime         time.Duration
+	KeepAliveTimeout      time.Duration
+	InsecureTransport     bool
+	InsecureSkipTLSVerify bool
+	CertFile, KeyFile     string
+	CACertFile            string
+	User, Password        string
+
+	SRV     string // DNS domain
+	SRVName string // suffix of the SRV service name
+	// SRVResolver is a DNS server host:port for the SRV lookups (Cadre
+	// only; default: the system resolver).
+	SRVResolver string
+}
+
+// Enabled reports whether any discovery method is configured.
+func (d *Discovery) Enabled() bool { return d.Token != "" || d.SRV != "" }
+
+// SetInitialCluster replaces --initial-cluster with text (name=URL,...),
+// as discovery computes it.
+func (c *Config) SetInitialCluster(text string) error {
+	m, err := parseInitialCluster(text)
+	if err != nil {
+		return err
+	}
+	c.InitialCluster, c.InitialClusterRaw = m, text
+	return nil
 }
 
 // Default returns the configuration of `cadre` run with no flags: a working
@@ -144,6 +180,13 @@ func Default() *Config {
 		LogOutputs:               []string{DefaultLogOutput},
 		AutoCompactionMode:       DefaultAutoCompactionMode,
 		AutoCompactionRetention:  DefaultAutoCompactionRetention,
+		Discovery: Discovery{
+			DialTimeout:       2 * time.Second,
+			RequestTimeout:    5 * time.Second,
+			KeepAliveTime:     2 * time.Second,
+			KeepAliveTimeout:  6 * time.Second,
+			InsecureTransport: true,
+		},
 	}
 	c.InitialClusterRaw = initialClusterFor(c.Name, c.InitialAdvertisePeerURLs)
 	c.InitialCluster = map[string][]url.URL{c.Name: cloneURLs(c.InitialAdvertisePeerURLs)}
@@ -189,4 +232,18 @@ func mustURL(s string) url.URL {
 		panic("config: bad built-in URL " + s) // constants only; a bug if reached
 	}
 	return *u
+}
+
+// SetAdvertisePeerURLs replaces --initial-advertise-peer-urls (DNS SRV
+// discovery adopts the records' spelling of this member's URLs).
+func (c *Config) SetAdvertisePeerURLs(urls []string) error {
+	if len(urls) == 0 {
+		return nil
+	}
+	us, err := parseURLList("initial-advertise-peer-urls", strings.Join(urls, ","))
+	if err != nil {
+		return err
+	}
+	c.InitialAdvertisePeerURLs = us
+	return nil
 }

@@ -96,11 +96,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&c.AutoCompactionRetention, "auto-compaction-retention", c.AutoCompactionRetention, "Auto compaction retention: hours or a duration for periodic, a revision count for revision (0 disables).")
 	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", c.ForceNewCluster, "Force to create a new one member cluster from this member's data.")
 	fs.BoolVar(&c.EnableV2, "enable-v2", c.EnableV2, "Ignored: cadre serves only the v3 API (accepted for etcd compatibility).")
-	fs.StringVar(&c.DiscoveryToken, "discovery-token", c.DiscoveryToken, "Discovery token (not supported yet; use --initial-cluster).")
-	r.discoveryEndpoints = strings.Join(c.DiscoveryEndpoints, ",")
-	fs.StringVar(&r.discoveryEndpoints, "discovery-endpoints", r.discoveryEndpoints, "Discovery service endpoints (not supported yet; use --initial-cluster).")
-	fs.StringVar(&c.DiscoverySRV, "discovery-srv", c.DiscoverySRV, "DNS domain for SRV discovery (not supported yet; use --initial-cluster).")
-	fs.StringVar(&c.DiscoverySRVName, "discovery-srv-name", c.DiscoverySRVName, "Suffix to the DNS SRV name (not supported yet; use --initial-cluster).")
+	defineDiscoveryFlags(fs, &c.Discovery, r)
 
 	fs.BoolVar(&r.version, "version", false, "Print the version and exit.")
 	return fs
@@ -172,6 +168,7 @@ func finish(c *Config, r *rawFlags, set map[string]bool) error {
 	if !set["data-dir"] {
 		c.DataDir = c.Name + DataDirSuffix
 	}
+	c.InitialClusterSet = set["initial-cluster"]
 	if set["initial-cluster"] {
 		c.InitialClusterRaw = r.initialCluster
 	} else {
@@ -184,7 +181,7 @@ func finish(c *Config, r *rawFlags, set map[string]bool) error {
 	}
 	c.InitialCluster = m
 	c.LogOutputs = splitList(r.logOutputs)
-	c.DiscoveryEndpoints = splitList(r.discoveryEndpoints)
+	c.Discovery.Endpoints = splitList(r.discoveryEndpoints)
 	return nil
 }
 

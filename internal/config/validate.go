@@ -33,6 +33,7 @@ func (c *Config) validate(bootstrap bool) error {
 		c.validateLimits,
 		c.validateLogging,
 		c.validateLater,
+		c.validateDiscovery,
 	}
 	if bootstrap {
 		checks = append(checks, c.validateInitialCluster)
@@ -203,18 +204,6 @@ func (c *Config) validateLater() error {
 		}
 	default:
 		return invalidf("invalid --auto-compaction-mode %q: use periodic or revision", c.AutoCompactionMode)
-	}
-	// Ignoring discovery would bootstrap each member as its own
-	// one-member cluster: refuse instead.
-	for _, d := range []struct{ flag, val string }{
-		{"discovery-token", c.DiscoveryToken},
-		{"discovery-endpoints", strings.Join(c.DiscoveryEndpoints, ",")},
-		{"discovery-srv", c.DiscoverySRV},
-		{"discovery-srv-name", c.DiscoverySRVName},
-	} {
-		if d.val != "" {
-			return invalidf("--%s %q is set, but cadre does not support discovery yet; list the members with --initial-cluster instead", d.flag, d.val)
-		}
 	}
 	return nil
 }

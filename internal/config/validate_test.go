@@ -118,8 +118,20 @@ func TestValidateErrors(t *testing.T) {
 			`invalid --auto-compaction-retention "1 hour" for --auto-compaction-mode=periodic: use hours as an integer, like 1, or a duration, like 30m`},
 		{"revision retention", []string{"--auto-compaction-mode=revision", "--auto-compaction-retention=1h"},
 			`invalid --auto-compaction-retention "1h" for --auto-compaction-mode=revision: use a number of revisions, like 1000`},
-		{"discovery", []string{"--discovery-srv=example.com"},
-			`--discovery-srv "example.com" is set, but cadre does not support discovery yet; list the members with --initial-cluster instead`},
+		{"discovery existing", []string{"--discovery-srv=example.com", "--initial-cluster-state=existing"},
+			"--discovery-srv is set with --initial-cluster-state=existing: discovery only bootstraps a new cluster; to join a running cluster, run `member add` and start this member with the --initial-cluster it prints (and no discovery flags)"},
+		{"discovery token existing", []string{"--discovery-token=t1", "--discovery-endpoints=127.0.0.1:2379", "--initial-cluster-state=existing"},
+			"--discovery-token is set with --initial-cluster-state=existing: discovery only bootstraps a new cluster; to join a running cluster, run `member add` and start this member with the --initial-cluster it prints (and no discovery flags)"},
+		{"discovery and initial cluster", []string{"--discovery-token=t1", "--discovery-endpoints=127.0.0.1:2379", "--initial-cluster=default=http://127.0.0.1:2380"},
+			`--initial-cluster and --discovery-token are both set; use one bootstrap method: drop --initial-cluster (discovery builds it) or drop the discovery flags`},
+		{"discovery token without endpoints", []string{"--discovery-token=t1"},
+			`--discovery-token "t1" is set but --discovery-endpoints is empty; list the discovery cluster's client URLs, like --discovery-endpoints=http://10.0.0.9:2379`},
+		{"discovery endpoints without token", []string{"--discovery-endpoints=127.0.0.1:2379"},
+			`--discovery-endpoints is set but --discovery-token is empty; give the token this cluster registers under, like --discovery-token=my-cluster-1`},
+		{"discovery two methods", []string{"--discovery-token=t1", "--discovery-endpoints=127.0.0.1:2379", "--discovery-srv=example.com"},
+			`--discovery-token and --discovery-srv are both set; use one bootstrap method`},
+		{"discovery srv name alone", []string{"--discovery-srv-name=prod"},
+			`--discovery-srv-name "prod" is set but --discovery-srv is empty; give the DNS domain, like --discovery-srv=example.com`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
