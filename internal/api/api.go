@@ -43,6 +43,7 @@ type Member interface {
 	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
 	Defragment(ctx context.Context) error
 	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
+	Hash(ctx context.Context) (*pb.HashResponse, error)
 }
 
 // Limits are the request limits enforced before anything is proposed.

@@ -55,3 +55,12 @@ func (s *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*p
 	}
 	return resp, nil
 }
+
+// Hash hashes the member's whole backend.
+func (s *maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
+	resp, err := s.m.Hash(ctx)
+	if err != nil {
+		return nil, togRPC(err)
+	}
+	return resp, nil
+}

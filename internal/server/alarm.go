@@ -191,3 +191,17 @@ func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, err
 	}
 	return &pb.HashKVResponse{Hash: h, CompactRevision: comp, HashRevision: hrev, Header: s.Header(0)}, nil
 }
+
+// Hash hashes this member's whole backend (see mvcc.Snapshot.Hash).
+func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
+	sn, err := s.store.OpenSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	defer sn.Close()
+	h, err := sn.Hash()
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HashResponse{Hash: h, Header: s.Header(0)}, nil
+}

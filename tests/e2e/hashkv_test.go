@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/cadrekv/cadre/tests/framework"
@@ -64,5 +65,61 @@ func TestHashKVAgrees(t *testing.T) {
 	}
 	if _, same := hashes[h2.Hash]; same {
 		t.Fatalf("a new write did not change the hash")
+	}
+}
+
+// TestHashAgrees: Maintenance.Hash (the whole backend) is the same on every
+// member once they have applied the same writes, and changes with a write.
+func TestHashAgrees(t *testing.T) {
+	framework.SkipUnlessCadre(t) // etcd's Hash also covers per-member bookkeeping
+	c := framework.NewCluster(t, 3, framework.Options{})
+	cli := c.Client(t)
+	ctx := ctxFor(t, 30*time.Second)
+	hashAll := func() map[uint32][]string {
+		t.Helper()
+		var rev int64
+		for i := 0; i < 20; i++ {
+			resp, err := cli.Put(ctx, fmt.Sprintf("/hash/%02d", i), fmt.Sprint(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rev = resp.Header.Revision
+		}
+		hashes := map[uint32][]string{}
+		for _, m := range c.Members {
+			one := framework.NewClient(t, m.Endpoint())
+			var h *pb.HashResponse
+			// Equal once the member has applied everything up to rev and
+			// nothing else is in flight (a later Hash on a lagging member
+			// would be taken too early).
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				g, err := one.Get(ctx, "/hash/00", clientv3.WithSerializable())
+				if err == nil && g.Header.Revision >= rev {
+					if h, err = pb.NewMaintenanceClient(one.ActiveConnection()).Hash(ctx, &pb.HashRequest{}); err != nil {
+						t.Fatalf("Hash on %s: %v", m.Name, err)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s did not reach revision %d", m.Name, rev)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			hashes[h.Hash] = append(hashes[h.Hash], m.Name)
+		}
+		return hashes
+	}
+	first := hashAll()
+	if len(first) != 1 {
+		t.Fatalf("members disagree on Hash: %v", first)
+	}
+	second := hashAll()
+	if len(second) != 1 {
+		t.Fatalf("members disagree on Hash after more writes: %v", second)
+	}
+	for h := range first {
+		if _, same := second[h]; same {
+			t.Fatalf("Hash did not change after writes: %x", h)
+		}
 	}
 }
