@@ -453,6 +453,10 @@ func (b *Batch) Commit() error {
 	b.release(commit)
 	s.mu.Unlock()
 	if commit {
+		if err != nil && s.wtxOps > 0 {
+			// Earlier published batches were rolled back with this one.
+			s.failed = fmt.Errorf("mvcc: commit failed with %d deferred writes; restart to replay them from the log: %w", s.wtxOps, err)
+		}
 		s.wtx, s.wtxArena, s.wtxOps, s.wtxSince = nil, nil, 0, time.Time{}
 	} else {
 		if s.wtx == nil {
