@@ -426,8 +426,9 @@ func (b *Batch) Commit() error {
 		}
 	}
 	s := b.s
-	commit := !s.deferred() || b.sync || s.wtxOps+b.ops >= s.opts.CommitOps ||
-		(s.wtx != nil && time.Since(s.wtxSince) >= s.opts.CommitInterval)
+	// The time-based commit is left to the flusher goroutine: done here it
+	// would stall this batch's proposers for a whole bbolt commit.
+	commit := !s.deferred() || b.sync || s.wtxOps+b.ops >= s.opts.CommitOps
 	var err error
 	var took time.Duration
 	if commit {

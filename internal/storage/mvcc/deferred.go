@@ -13,8 +13,9 @@ import (
 //
 // A committed Batch is published to readers at once, but its bbolt write
 // transaction may stay open and carry the next batches too, and is committed
-// (one fsync) when it is CommitInterval old or holds CommitOps writes, when
-// a batch asks for it (Sync, SetMeta, Compact), or before anything that reads
+// (one fsync) by a background flusher once it is CommitInterval old, or with
+// a batch once it holds CommitOps writes or when the batch asks for it (Sync,
+// SetMeta, Compact), or before anything that reads
 // the file as a whole (OpenSnapshot, HashKV, Defragment, ReplaceWith, Close).
 // This is what etcd's backend does; it is safe because the raft log is the
 // durable record: the applied index is saved in the same transaction as the
@@ -125,11 +126,12 @@ func (s *Store) committedReadTx() (*bolt.Tx, error) {
 	return s.readTx()
 }
 
-// flusher commits an idle open write transaction once it is CommitInterval
-// old, so a quiet member does not keep writes only in the log for long.
+// flusher commits the open write transaction once it is CommitInterval
+// old, between batches, so the commit (and its fsync) is off the apply path
+// and a quiet member does not keep writes only in the log for long.
 func (s *Store) flusher(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(s.opts.CommitInterval)
+	t := time.NewTicker(max(s.opts.CommitInterval/4, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {

@@ -202,3 +202,34 @@ func TestDeferredAbort(t *testing.T) {
 		t.Fatal("Begin after aborting a dirty batch over deferred writes succeeded; want an error")
 	}
 }
+
+// The flusher commits an open transaction once it is CommitInterval old,
+// with no further batch; the batch itself returned without a commit.
+func TestDeferredFlusherCommitsInBackground(t *testing.T) {
+	var commits atomic.Int64
+	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitInterval: 40 * time.Millisecond,
+		OnCommit: func(time.Duration) { commits.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	putApplied(t, s, "a", "1", 7)
+	if n := commits.Load(); n != 0 {
+		t.Fatalf("%d commits right after the batch, want 0", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for commits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := commits.Load(); n != 1 {
+		t.Fatalf("%d commits within 5 s of an idle 40 ms batch, want 1", n)
+	}
+	sn, err := s.OpenSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	if sn.Index != 7 || commits.Load() != 1 {
+		t.Fatalf("file at index %d after %d commits; want 7 after 1 (nothing left to flush)", sn.Index, commits.Load())
+	}
+}
