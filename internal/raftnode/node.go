@@ -256,6 +256,15 @@ func (n *Node) Applied(index uint64) {
 	}
 }
 
+// SnapshotDue reports whether Applied(index) will schedule a local
+// snapshot, which releases the log before index: the applier must have
+// made the backend durable up to index first.
+func (n *Node) SnapshotDue(index uint64) bool {
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
+	return index-n.snapIndex >= n.cfg.SnapshotCount
+}
+
 // WaitAdvanced returns a channel closed once raft itself counts index as
 // applied. Raft refuses a new configuration change while an earlier one is
 // not, so a caller of a conf change waits for this before replying.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
@@ -103,6 +104,12 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 	if last.GetIndex() > applied {
 		if membershipChanged {
 			b.SetMeta(metaMembership, s.cluster.Marshal())
+		}
+		// Backend commits are deferred (the WAL is the durable record), but
+		// a conf change, and the index a snapshot releases the WAL up to,
+		// must be in the file itself.
+		if selfRemoved || hasConfChange(ap.Entries) || s.node.SnapshotDue(last.GetIndex()) {
+			b.Sync()
 		}
 		b.SetApplied(last.GetIndex(), last.GetTerm())
 		if err := b.Commit(); err != nil {
@@ -265,4 +272,17 @@ func (s *Server) installSnapshot(snap *raftpb.Snapshot) error {
 	s.lg.Info("installed snapshot", "index", index, "backend-applied-index", applied)
 	s.node.Applied(applied)
 	return nil
+}
+
+// backendCommitInterval bounds how long applied writes stay only in the WAL
+// and in memory before bbolt commits them (etcd's backend batch interval).
+const backendCommitInterval = 100 * time.Millisecond
+
+func hasConfChange(ents []*raftpb.Entry) bool {
+	for _, e := range ents {
+		if t := e.GetType(); t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2 {
+			return true
+		}
+	}
+	return false
 }

@@ -80,7 +80,8 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(snapDir(cfg.DataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
 	}
-	s.store, err = mvcc.Open(dbPath(cfg.DataDir), mvcc.Options{Logger: lg, OnCommit: s.metrics.ObserveBackendCommit})
+	s.store, err = mvcc.Open(dbPath(cfg.DataDir), mvcc.Options{Logger: lg, OnCommit: s.metrics.ObserveBackendCommit,
+		CommitInterval: backendCommitInterval})
 	if err != nil {
 		return nil, fmt.Errorf("opening backend %s: %w", dbPath(cfg.DataDir), err)
 	}

@@ -44,35 +44,64 @@ type Batch struct {
 	kbuf  [revKeyLen + 1]byte
 	err   error
 	done  bool
+
+	ov    []pendingKV // the store's overlay plus this batch's writes (deferred mode)
+	ops   int         // writes to the transaction
+	dirty bool        // the transaction was changed by this batch
+	sync  bool        // commit the transaction (fsync) with this batch
 }
 
 // Begin starts a Batch. Only one Batch may be open at a time.
 func (s *Store) Begin() (*Batch, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.mu.RLock()
+	closed, open := s.closed, s.batch != nil
+	s.mu.RUnlock()
+	switch {
+	case closed:
 		return nil, ErrClosed
+	case open:
+		return nil, ErrBatchOpen
 	}
-	if s.batch != nil {
+	s.wmu.Lock() // released by Commit or Abort
+	if s.failed != nil {
+		s.wmu.Unlock()
+		return nil, s.failed
+	}
+	s.mu.Lock()
+	if s.closed || s.batch != nil {
+		closed := s.closed
 		s.mu.Unlock()
+		s.wmu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
 		return nil, ErrBatchOpen
 	}
 	s.gen++
 	// Clone under the write lock: btree.Clone must not overlap readers.
-	b := &Batch{s: s, tree: s.tree.Clone(), gen: s.gen, rev: s.rev, compacted: s.compacted, arena: s.arena[:0],
-		record: s.hub.watchers.Load() > 0, withPrev: s.hub.prevKV.Load() > 0}
-	s.arena = nil
+	b := &Batch{s: s, tree: s.tree.Clone(), gen: s.gen, rev: s.rev, compacted: s.compacted,
+		record: s.hub.watchers.Load() > 0, withPrev: s.hub.prevKV.Load() > 0, ov: s.ov}
+	if s.wtx != nil {
+		b.arena = s.wtxArena // bbolt still references what is in it
+	} else {
+		b.arena = s.arena[:0]
+		s.arena = nil
+	}
 	s.batch = b
 	db := s.db
 	s.mu.Unlock()
 
-	tx, err := db.Begin(true)
-	if err != nil {
-		s.mu.Lock()
-		s.batch = nil
-		s.mu.Unlock()
-		b.done = true
-		return nil, fmt.Errorf("mvcc: begin write transaction: %w", err)
+	tx := s.wtx
+	if tx == nil {
+		var err error
+		if tx, err = db.Begin(true); err != nil {
+			s.mu.Lock()
+			s.batch = nil
+			s.mu.Unlock()
+			b.done = true
+			s.wmu.Unlock()
+			return nil, fmt.Errorf("mvcc: begin write transaction: %w", err)
+		}
 	}
 	b.tx = tx
 	b.kvb, b.mvccb, b.metab = tx.Bucket(bucketKV), tx.Bucket(bucketMVCC), tx.Bucket(bucketMeta)
@@ -159,8 +188,14 @@ func (b *Batch) write(ki *keyIndex, key, value []byte, lease int64, tomb bool) e
 	} else {
 		b.arena = appendKV(b.arena, key, create, r.main, ver, value, lease)
 	}
-	if err := b.kvb.Put(k, b.arena[start:len(b.arena):len(b.arena)]); err != nil {
+	val := b.arena[start:len(b.arena):len(b.arena)]
+	b.dirty = true
+	if err := b.kvb.Put(k, val); err != nil {
 		return b.fail(fmt.Errorf("mvcc: write revision %d/%d: %w", r.main, r.sub, err))
+	}
+	b.ops++
+	if b.s.deferred() {
+		b.ov = append(b.ov, pendingKV{rev: r, tomb: tomb, val: val})
 	}
 	b.sub++
 	if b.record {
@@ -196,7 +231,7 @@ func (b *Batch) rangeReq(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	return finishRange(b.kvb, plan, req)
+	return finishRange(kvSource{kvb: b.kvb}, plan, req)
 }
 
 // Put writes one key at a new revision.
@@ -294,6 +329,9 @@ func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
 		return nil, fmt.Errorf("%w: requested %d, current %d", ErrFutureRev, rev, b.rev)
 	}
 	start := time.Now()
+	// Deleted revisions may be in the overlay: commit with this batch,
+	// which also empties the overlay.
+	b.sync, b.dirty = true, true
 	type change struct {
 		ki   *keyIndex
 		drop int
@@ -334,6 +372,8 @@ func (b *Batch) SetMeta(key string, value []byte) {
 	if b.usable() != nil {
 		return
 	}
+	// Meta (membership, leases, ...) is read from committed state.
+	b.sync, b.dirty = true, true
 	var err error
 	if value == nil {
 		err = b.metab.Delete([]byte(key))
@@ -359,8 +399,13 @@ func (b *Batch) SetApplied(index, term uint64) {
 	b.appliedSet, b.appliedIndex, b.appliedTerm = true, index, term
 }
 
-// Commit commits the transaction (bbolt fsyncs) and then publishes the new
-// index, revision and applied index to readers at once.
+// Sync makes Commit commit the bbolt transaction (with an fsync) even in
+// deferred mode, e.g. before the raft log up to this batch is released.
+func (b *Batch) Sync() { b.sync = true }
+
+// Commit publishes the new index, revision and applied index to readers at
+// once. It commits the bbolt transaction first (bbolt fsyncs) unless
+// commits are deferred and this batch does not need one (see deferred.go).
 func (b *Batch) Commit() error {
 	if b.done {
 		return ErrBatchDone
@@ -370,6 +415,7 @@ func (b *Batch) Commit() error {
 		return fmt.Errorf("mvcc: batch rolled back after an earlier failure: %w", b.err)
 	}
 	if b.appliedSet {
+		b.dirty = true
 		if err := putUint(b.mvccb, keyAppliedIndex, b.appliedIndex); err != nil {
 			b.Abort()
 			return fmt.Errorf("mvcc: save applied index: %w", err)
@@ -379,54 +425,100 @@ func (b *Batch) Commit() error {
 			return fmt.Errorf("mvcc: save applied term: %w", err)
 		}
 	}
-	start := time.Now()
-	err := b.tx.Commit() // on error bbolt has rolled back
-	took := time.Since(start)
-
 	s := b.s
+	// The time-based commit is left to the flusher goroutine: done here it
+	// would stall this batch's proposers for a whole bbolt commit.
+	commit := !s.deferred() || b.sync || s.wtxOps+b.ops >= s.opts.CommitOps
+	var err error
+	var took time.Duration
+	if commit {
+		start := time.Now()
+		err = b.tx.Commit() // on error bbolt has rolled back
+		took = time.Since(start)
+	}
+
 	be := batchEvents{rev: b.rev, events: b.events, recorded: b.record, withPrev: b.withPrev}
+	arena := b.arena
 	s.mu.Lock()
 	if err == nil {
 		s.tree, s.rev, s.compacted = b.tree, b.rev, b.compacted
 		if b.appliedSet {
 			s.appliedIndex, s.appliedTerm = b.appliedIndex, b.appliedTerm
 		}
+		if commit {
+			s.ov = nil
+		} else {
+			s.ov = b.ov
+		}
 	}
-	b.release()
+	b.release(commit)
 	s.mu.Unlock()
+	if commit {
+		if err != nil && s.wtxOps > 0 {
+			// Earlier published batches were rolled back with this one.
+			s.failed = fmt.Errorf("mvcc: commit failed with %d deferred writes; restart to replay them from the log: %w", s.wtxOps, err)
+		}
+		s.wtx, s.wtxArena, s.wtxOps, s.wtxSince = nil, nil, 0, time.Time{}
+	} else {
+		if s.wtx == nil {
+			s.wtxSince = time.Now()
+		}
+		s.wtx, s.wtxArena = b.tx, arena
+		s.wtxOps += b.ops
+	}
+	s.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("mvcc: commit: %w", err)
 	}
 	// Watchers hear of the batch only now that readers can see it.
 	s.hub.notify(be)
-	if s.opts.OnCommit != nil {
+	if commit && s.opts.OnCommit != nil {
 		s.opts.OnCommit(took)
 	}
 	return nil
 }
 
-// Abort rolls the batch back; nothing it did becomes visible.
+// Abort rolls the batch back; nothing it did becomes visible. In deferred
+// mode the write transaction may also hold earlier published batches: a
+// batch that changed nothing leaves it alone, and one that did rolls all of
+// it back and stops the store (a restart replays those batches from the
+// log; callers abort only on the way to stopping anyway).
 func (b *Batch) Abort() {
 	if b.done {
 		return
 	}
-	_ = b.tx.Rollback()
-	b.s.mu.Lock()
-	b.release()
-	b.s.mu.Unlock()
+	s := b.s
+	keep := false // the transaction stays open for the published batches in it
+	if s.wtx != nil {
+		if b.dirty {
+			s.failed = fmt.Errorf("mvcc: a batch was rolled back together with %d uncommitted writes of earlier batches; restart to replay them from the log", s.wtxOps)
+			s.log.Error("backend batch aborted with deferred writes pending", "pending-writes", s.wtxOps)
+			s.wtx, s.wtxArena, s.wtxOps, s.wtxSince = nil, nil, 0, time.Time{}
+		} else {
+			keep = true
+		}
+	}
+	if !keep {
+		_ = b.tx.Rollback()
+	}
+	s.mu.Lock()
+	b.release(!keep)
+	s.mu.Unlock()
+	s.wmu.Unlock()
 }
 
-// release ends the batch; the caller holds s.mu. The transaction is over, so
-// bbolt no longer references the arena and the next batch may reuse it.
-func (b *Batch) release() {
+// release ends the batch; the caller holds s.mu. Once the transaction is
+// over (ended) bbolt no longer references the arena, and without deferred
+// commits no reader does either, so the next batch may reuse it.
+func (b *Batch) release(ended bool) {
 	b.done = true
 	if b.s.batch == b {
 		b.s.batch = nil
-		if cap(b.arena) <= maxArenaReuse {
+		if ended && !b.s.deferred() && cap(b.arena) <= maxArenaReuse {
 			b.s.arena = b.arena[:0]
 		}
 	}
-	b.arena, b.tree, b.events = nil, nil, nil
+	b.arena, b.tree, b.events, b.ov = nil, nil, nil, nil
 }
 
 // recordEvent keeps the watch event of one write. Key and value are copied:

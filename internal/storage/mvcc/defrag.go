@@ -14,6 +14,11 @@ import (
 // gives the space back to the disk. Writers wait while it runs (as in
 // etcd); readers wait too.
 func (s *Store) Defragment() (before, after int64, err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.flushLocked(); err != nil {
+		return 0, 0, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

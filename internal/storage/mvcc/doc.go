@@ -32,9 +32,12 @@
 //
 // # Concurrency
 //
-// Reads run concurrently with an open Batch and see only committed state: a
+// Reads run concurrently with an open Batch and see only published state: a
 // Batch edits a copy-on-write clone of the index and publishes it, with the
-// new revision and applied index, only after the bbolt commit succeeded.
+// new revision and applied index, in Commit. Without Options.CommitInterval
+// that is after the bbolt commit; with it the bbolt commit may come later
+// and cover several batches, and readers find the revisions still in the
+// open write transaction in an in-memory overlay (deferred.go).
 //
 // # Watch
 //

@@ -16,8 +16,15 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compacted int64, err er
 	// The revision is read before the transaction opens: the transaction
 	// then holds at least everything up to it, and later revisions are
 	// skipped by the bound below.
+	// Flushed first, under wmu: the file then holds every revision up to cur.
+	s.wmu.Lock()
+	if err := s.flushLocked(); err != nil {
+		s.wmu.Unlock()
+		return 0, 0, 0, err
+	}
 	cur, comp := s.Rev()
 	tx, err := s.readTx()
+	s.wmu.Unlock()
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -36,17 +36,18 @@ func (s *Store) KeysWithLease() (map[int64][][]byte, error) {
 		}
 		return true
 	})
+	src := kvSource{ov: s.ov}
 	tx, err := s.db.Begin(false) // under mu: consistent with the index walk
 	s.mu.RUnlock()
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	kvb := tx.Bucket(bucketKV)
+	src.kvb = tx.Bucket(bucketKV)
 	out := map[int64][][]byte{}
 	var kbuf [revKeyLen + 1]byte
 	for _, r := range revs {
-		kv, err := getKV(kvb, kbuf[:0], r, false)
+		kv, err := src.get(kbuf[:0], r, false)
 		if err != nil {
 			return nil, err
 		}

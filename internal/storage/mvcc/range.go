@@ -22,8 +22,9 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 		return nil, ErrClosed
 	}
 	plan, err := planRange(s.tree, probe, s.rev, s.compacted, req)
+	src := kvSource{ov: s.ov}
 	var tx *bolt.Tx
-	if err == nil && len(plan.revs) > 0 {
+	if err == nil && needsTx(src.ov, plan.revs) {
 		// Opened under mu: no Batch can publish (and no compaction can be
 		// published) between the index walk and this transaction.
 		tx, err = s.db.Begin(false)
@@ -32,12 +33,11 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	var kvb *bolt.Bucket
 	if tx != nil {
 		defer tx.Rollback()
-		kvb = tx.Bucket(bucketKV)
+		src.kvb = tx.Bucket(bucketKV)
 	}
-	return finishRange(kvb, plan, req)
+	return finishRange(src, plan, req)
 }
 
 // rangePlan is the index half of a Range: which revisions to read.
@@ -102,7 +102,7 @@ func planRange(t *index, probe *keyIndex, cur, compacted int64, r *pb.RangeReque
 
 // finishRange reads the planned revisions from kv and applies etcd's
 // post-processing in its order: revision filters, sort, limit, keys_only.
-func finishRange(kvb *bolt.Bucket, plan rangePlan, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+func finishRange(src kvSource, plan rangePlan, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	resp := &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: plan.rev}, Count: plan.count}
 	if len(plan.revs) == 0 {
 		return resp, nil
@@ -111,7 +111,7 @@ func finishRange(kvb *bolt.Bucket, plan rangePlan, r *pb.RangeRequest) (*pb.Rang
 	kvs := make([]*mvccpb.KeyValue, 0, len(plan.revs))
 	var kbuf [revKeyLen + 1]byte
 	for _, rv := range plan.revs {
-		kv, err := getKV(kvb, kbuf[:0], rv, withValue)
+		kv, err := src.get(kbuf[:0], rv, withValue)
 		if err != nil {
 			return nil, err
 		}

@@ -52,6 +52,12 @@ type Options struct {
 	// ProgressInterval is how often watchers that asked for progress
 	// notifications and had no events get one; 0 => 10 minutes (etcd).
 	ProgressInterval time.Duration
+	// CommitInterval > 0 defers bbolt commits (see deferred.go): published
+	// batches share one write transaction, committed at most this long
+	// after its first batch or once it holds CommitOps writes. 0 commits
+	// (and fsyncs) every batch.
+	CommitInterval time.Duration
+	CommitOps      int // 0 => 10,000 (etcd's batch limit)
 }
 
 // Store is the MVCC key-value state machine backed by one bbolt file.
@@ -76,6 +82,20 @@ type Store struct {
 	closed       bool
 
 	hub *hub // watchers; has its own lock, taken before mu
+
+	ov []pendingKV // writes published but not yet committed to bbolt; guarded by mu (and changed under wmu)
+
+	// wmu is held by an open Batch and by a flush: one user of the write
+	// transaction at a time. It is taken before mu. The fields below are
+	// guarded by it.
+	wmu       sync.Mutex
+	wtx       *bolt.Tx // open write transaction of published batches (deferred mode)
+	wtxArena  []byte   // keys and values bbolt references until wtx ends
+	wtxOps    int
+	wtxSince  time.Time
+	failed    error // a deferred commit failed: no more batches
+	flushStop chan struct{}
+	flushDone chan struct{}
 }
 
 // Open opens (creating with mode 0600 if missing) the bbolt file at path and
@@ -91,7 +111,11 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := s.load(); err != nil {
 		return nil, err
 	}
+	if opts.CommitOps <= 0 {
+		s.opts.CommitOps = 10000
+	}
 	s.hub = newHub(s, opts.ProgressInterval, s.rev)
+	s.startFlusher()
 	return s, nil
 }
 
@@ -202,6 +226,19 @@ func putUint(b *bolt.Bucket, k []byte, v uint64) error {
 // closes the file.
 func (s *Store) Close() error {
 	s.hub.shutdown() // first: the hub takes its lock before mu
+	s.stopFlusher()
+	// Commit deferred batches unless an abandoned Batch holds the write
+	// transaction (then it is rolled back below; the log has it all).
+	var flushErr error
+	if s.wmu.TryLock() {
+		defer s.wmu.Unlock()
+		s.mu.RLock()
+		closed := s.closed
+		s.mu.RUnlock()
+		if !closed {
+			flushErr = s.flushLocked()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -210,6 +247,11 @@ func (s *Store) Close() error {
 	if b := s.batch; b != nil && b.tx != nil {
 		_ = b.tx.Rollback()
 		b.done = true
+	} else if s.wtx != nil {
+		_ = s.wtx.Rollback()
+	}
+	if flushErr != nil {
+		s.log.Warn("closing with uncommitted batches; they are replayed from the log on restart", "error", flushErr.Error())
 	}
 	s.batch = nil
 	s.closed = true
@@ -286,7 +328,8 @@ type Snapshot struct {
 
 // OpenSnapshot starts a consistent copy of the database.
 func (s *Store) OpenSnapshot() (*Snapshot, error) {
-	tx, err := s.readTx()
+	// The file is the raft snapshot: it must hold everything published.
+	tx, err := s.committedReadTx()
 	if err != nil {
 		return nil, err
 	}
@@ -327,6 +370,11 @@ func (s *Store) ReplaceWith(path string) error {
 
 func (s *Store) replaceWith(path string) error {
 	if err := checkSnapshotFile(path); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.flushLocked(); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -4,7 +4,6 @@ import (
 	"math"
 	"sort"
 
-	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
@@ -110,7 +109,7 @@ func (s *Store) history(from int64, wantPrev bool) (history, error) {
 		s.mu.RUnlock()
 		return history{}, ErrClosed
 	}
-	cur, tree := s.rev, s.tree
+	cur, tree, ov := s.rev, s.tree, s.ov
 	tx, err := s.db.Begin(false)
 	s.mu.RUnlock()
 	if err != nil {
@@ -123,26 +122,19 @@ func (s *Store) history(from int64, wantPrev bool) (history, error) {
 	// events", and revisions > cur are left for the next round.
 	hs := history{end: cur, compacted: int64(getUint(tx.Bucket(bucketMVCC), keyCompactedRev))}
 	from = max(from, hs.compacted, 1)
-	kvb := tx.Bucket(bucketKV)
-	c := kvb.Cursor()
+	src := kvSource{kvb: tx.Bucket(bucketKV), ov: ov}
 	size, last := 0, int64(0)
 	probe := &keyIndex{}
-	for k, v := c.Seek(appendRevKey(nil, revision{main: from}, false)); k != nil; k, v = c.Next() {
-		r, tomb, err := parseRevKey(k)
-		if err != nil {
-			return history{}, err
-		}
-		if r.main > cur {
-			break
-		}
+	// add takes one write; it reports false once the window is full.
+	add := func(r revision, tomb bool, v []byte) (bool, error) {
 		if r.main != last && (len(hs.events) >= maxEventsPerSync || size >= maxBytesPerSync) {
 			hs.end = last
-			break
+			return false, nil
 		}
 		last = r.main
 		kv, err := decodeKV(v, true)
 		if err != nil {
-			return history{}, err
+			return false, err
 		}
 		size += len(kv.Key) + len(kv.Value)
 		ev := &mvccpb.Event{Type: mvccpb.PUT, Kv: kv}
@@ -151,11 +143,38 @@ func (s *Store) history(from int64, wantPrev bool) (history, error) {
 		}
 		re := recEvent{ev: ev, withPrev: ev}
 		if wantPrev {
-			if prev := prevKV(tree, probe, kvb, kv.Key, r, hs.compacted); prev != nil {
+			if prev := prevKV(tree, probe, src, kv.Key, r, hs.compacted); prev != nil {
 				re.withPrev = &mvccpb.Event{Type: ev.Type, Kv: kv, PrevKv: prev}
 			}
 		}
 		hs.events = append(hs.events, re)
+		return true, nil
+	}
+	// Committed revisions from bbolt, then the uncommitted ones from the
+	// overlay (the transaction may hold some of those too: read them once).
+	c := src.kvb.Cursor()
+	for k, v := c.Seek(appendRevKey(nil, revision{main: from}, false)); k != nil; k, v = c.Next() {
+		r, tomb, err := parseRevKey(k)
+		if err != nil {
+			return history{}, err
+		}
+		if r.main > cur || inOverlay(ov, r) {
+			break
+		}
+		if more, err := add(r, tomb, v); err != nil || !more {
+			return hs, err
+		}
+	}
+	for _, p := range ov {
+		if p.rev.main < from {
+			continue
+		}
+		if p.rev.main > cur {
+			break
+		}
+		if more, err := add(p.rev, p.tomb, p.val); err != nil || !more {
+			return hs, err
+		}
 	}
 	return hs, nil
 }
@@ -163,7 +182,7 @@ func (s *Store) history(from int64, wantPrev bool) (history, error) {
 // prevKV returns the version of key before the write at r, or nil if the
 // key did not exist then or that version is compacted. Like etcd (a range
 // at r.main-1), nothing is returned when r.main-1 is below compacted.
-func prevKV(tree *index, probe *keyIndex, kvb *bolt.Bucket, key []byte, r revision, compacted int64) *mvccpb.KeyValue {
+func prevKV(tree *index, probe *keyIndex, src kvSource, key []byte, r revision, compacted int64) *mvccpb.KeyValue {
 	if r.main-1 < compacted {
 		return nil
 	}
@@ -177,7 +196,7 @@ func prevKV(tree *index, probe *keyIndex, kvb *bolt.Bucket, key []byte, r revisi
 	if i == 0 || ki.revs[i-1].tomb {
 		return nil
 	}
-	kv, err := getKV(kvb, nil, ki.revs[i-1].revision, true)
+	kv, err := src.get(nil, ki.revs[i-1].revision, true)
 	if err != nil {
 		return nil
 	}

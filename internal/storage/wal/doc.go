@@ -50,7 +50,10 @@
 // fdatasync, and all its records share a batch number; the last carries the
 // 0x80 flag. Batch numbers grow strictly across the whole log. Save writes
 // entries before the HardState. Replay applies a batch only when its flagged
-// last record has been read, so a Save is all or nothing.
+// last record has been read, so a Save is all or nothing. Exception to the
+// fdatasync: a Save that only moves the commit index (no entries, same term
+// and vote) is written without one, as in etcd; raft relearns a lost commit
+// index from the leader, and the next synced batch makes it durable too.
 //
 // # Torn tail versus corruption
 //

@@ -45,7 +45,16 @@ func (w *WAL) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	if len(ents) > 0 {
 		first = ents[0].GetIndex()
 	}
-	if err := w.writeBatch(buf, first); err != nil {
+	// Only new entries and a new term or vote must be durable before raft
+	// goes on (raft.MustSync). A batch that only moves the commit index is
+	// written without an fsync, as etcd does: a lost commit index is learnt
+	// again from the leader, and the next fsync makes this write durable too.
+	nh := w.hs
+	if hsChanged {
+		nh = hardStateOf(hs)
+	}
+	mustSync := len(ents) > 0 || nh.term != w.hs.term || nh.vote != w.hs.vote
+	if err := w.writeBatch(buf, first, mustSync); err != nil {
 		return err
 	}
 	if hsChanged {
@@ -98,7 +107,7 @@ func (w *WAL) SaveSnapshot(meta *raftpb.SnapshotMetadata) error {
 	if err != nil {
 		return err
 	}
-	if err := w.writeBatch(buf, max(w.lastIndex, idx)+1); err != nil {
+	if err := w.writeBatch(buf, max(w.lastIndex, idx)+1, true); err != nil {
 		return err
 	}
 	w.snap = raftpb.EnsureSnapshotMetadata(cloneSnap(meta))
@@ -108,8 +117,9 @@ func (w *WAL) SaveSnapshot(meta *raftpb.SnapshotMetadata) error {
 }
 
 // writeBatch writes buf at the tail (cutting first if the segment is full),
-// fsyncs, and advances the batch number. first names a new segment.
-func (w *WAL) writeBatch(buf []byte, first uint64) error {
+// fsyncs when mustSync (a new segment is always synced), and advances the
+// batch number. first names a new segment.
+func (w *WAL) writeBatch(buf []byte, first uint64, mustSync bool) error {
 	defer w.keepBuf(buf)
 	if w.tail+int64(len(buf)) > w.opts.SegmentSize && w.tail > w.headerEnd {
 		return w.cut(buf, first)
@@ -122,8 +132,10 @@ func (w *WAL) writeBatch(buf []byte, first uint64) error {
 	if err != nil {
 		return w.fail(fmt.Errorf("wal: write %s at offset %d: %w", p, w.tail, err))
 	}
-	if err := w.sync(w.f); err != nil {
-		return w.fail(fmt.Errorf("wal: fsync %s: %w", p, err))
+	if mustSync {
+		if err := w.sync(w.f); err != nil {
+			return w.fail(fmt.Errorf("wal: fsync %s: %w", p, err))
+		}
 	}
 	w.tail += int64(len(buf))
 	w.nextBatch++
