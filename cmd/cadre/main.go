@@ -18,6 +18,7 @@ import (
 	"github.com/cadrekv/cadre/internal/discovery"
 	"github.com/cadrekv/cadre/internal/logutil"
 	"github.com/cadrekv/cadre/internal/server"
+	"github.com/cadrekv/cadre/internal/tlsutil"
 )
 
 // Exit codes (documented in the README).
@@ -79,8 +80,16 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	// 4. Start the member (storage, raft, peers, then clients).
-	m, err := daemon.Start(cfg, lg)
+	// 4. TLS: certificate files are read (and auto-TLS ones made) before
+	// the member starts, so a bad file is a configuration error.
+	tb, err := tlsutil.Build(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "cadre: invalid TLS configuration: %v\n", err)
+		return exitBadConfig
+	}
+
+	// 5. Start the member (storage, raft, peers, then clients).
+	m, err := daemon.Start(cfg, lg, tb)
 	if err != nil {
 		lg.Error("failed to start member", "name", cfg.Name, "data-dir", cfg.DataDir, "error", err.Error())
 		// The same text as one plain line, for an operator reading a
@@ -92,7 +101,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 
-	// 5. Run until a signal asks us to stop or the member stops itself.
+	// 6. Run until a signal asks us to stop or the member stops itself.
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigc)

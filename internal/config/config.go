@@ -115,6 +115,7 @@ type Config struct {
 	InitialClusterSet bool
 
 	Discovery Discovery
+	TLS       TLS
 }
 
 // Discovery is how a new cluster's members find each other instead of
@@ -180,6 +181,7 @@ func Default() *Config {
 		LogOutputs:               []string{DefaultLogOutput},
 		AutoCompactionMode:       DefaultAutoCompactionMode,
 		AutoCompactionRetention:  DefaultAutoCompactionRetention,
+		TLS:                      TLS{MinVersion: "TLS1.2", HandshakeTimeout: 10 * time.Second},
 		Discovery: Discovery{
 			DialTimeout:       2 * time.Second,
 			RequestTimeout:    5 * time.Second,

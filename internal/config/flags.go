@@ -23,6 +23,7 @@ type rawFlags struct {
 	listenClient, advertiseClient, listenPeer, advertisePeer, listenMetrics string
 	initialCluster, logOutputs, discoveryEndpoints                          string
 	version                                                                 bool
+	tls                                                                     tlsRaw
 }
 
 // msFlag is an integer number of milliseconds stored as a time.Duration,
@@ -97,6 +98,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", c.ForceNewCluster, "Force to create a new one member cluster from this member's data.")
 	fs.BoolVar(&c.EnableV2, "enable-v2", c.EnableV2, "Ignored: cadre serves only the v3 API (accepted for etcd compatibility).")
 	defineDiscoveryFlags(fs, &c.Discovery, r)
+	defineTLSFlags(fs, &c.TLS, &r.tls)
 
 	fs.BoolVar(&r.version, "version", false, "Print the version and exit.")
 	return fs
@@ -182,6 +184,7 @@ func finish(c *Config, r *rawFlags, set map[string]bool) error {
 	c.InitialCluster = m
 	c.LogOutputs = splitList(r.logOutputs)
 	c.Discovery.Endpoints = splitList(r.discoveryEndpoints)
+	c.TLS.finish(&r.tls)
 	return nil
 }
 

@@ -34,6 +34,7 @@ func (c *Config) validate(bootstrap bool) error {
 		c.validateLogging,
 		c.validateLater,
 		c.validateDiscovery,
+		c.validateTLS,
 	}
 	if bootstrap {
 		checks = append(checks, c.validateInitialCluster)
@@ -123,10 +124,6 @@ func checkURL(flagName string, u url.URL, listen bool) error {
 	all := url.URL{Scheme: u.Scheme, Host: net.JoinHostPort("0.0.0.0", port)}
 	if net.ParseIP(host) == nil && !strings.EqualFold(host, "localhost") {
 		return invalidf("invalid --%s %q: listen URLs must use an IP address or localhost, not the host name %q; use %s to listen on all interfaces or the machine's IP", flagName, shown, host, all.String())
-	}
-	if scheme == "https" {
-		plain := url.URL{Scheme: "http", Host: u.Host}
-		return invalidf("invalid --%s %q: https needs TLS certificates, which cadre does not support yet; use %s", flagName, shown, plain.String())
 	}
 	return nil
 }

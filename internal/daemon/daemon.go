@@ -20,6 +20,7 @@ import (
 	"github.com/cadrekv/cadre/internal/api"
 	"github.com/cadrekv/cadre/internal/config"
 	"github.com/cadrekv/cadre/internal/server"
+	"github.com/cadrekv/cadre/internal/tlsutil"
 )
 
 // grpcOverhead leaves room for the envelope around a request of
@@ -41,7 +42,7 @@ type Member struct {
 // Start starts a member from a validated configuration. The client ports
 // are bound at once (so a busy port fails the start) but serve only after
 // the member has published itself through raft.
-func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
+func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, error) {
 	var lns []net.Listener
 	closeAll := func() {
 		for _, l := range lns {
@@ -54,15 +55,20 @@ func Start(cfg *config.Config, lg *slog.Logger) (*Member, error) {
 			closeAll()
 			return nil, fmt.Errorf("cannot listen on --listen-client-urls %s: %w (is another member or process using that port?)", u.String(), err)
 		}
+		if u.Scheme == "https" {
+			ln = tlsutil.Listener(ln, tb.ClientServer, tb.HandshakeTimeout, lg, "client")
+		}
 		lns = append(lns, ln)
 	}
-	srv, err := server.New(cfg, lg)
+	srv, err := server.New(cfg, lg, server.PeerTLS{Server: tb.PeerServer, Client: tb.PeerClient, HandshakeTimeout: tb.HandshakeTimeout})
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
 	m := &Member{Server: srv, lg: srv.Logger(), done: make(chan struct{})}
 	m.grpc = grpc.NewServer(
+		// TLS ends in the listener; the credentials only expose its state.
+		grpc.Creds(tlsutil.AlreadyTLS{}),
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)+grpcOverhead),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),

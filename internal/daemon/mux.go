@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -56,7 +57,10 @@ func (s *splitListener) route(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	head, err := br.Peek(len(http2Preface))
 	_ = c.SetReadDeadline(time.Time{})
-	pc := &peekedConn{Conn: c, r: br}
+	var pc net.Conn = &peekedConn{Conn: c, r: br}
+	if tc, ok := c.(*tls.Conn); ok {
+		pc = &peekedTLSConn{peekedConn{Conn: c, r: br}, tc}
+	}
 	if err == nil && bytes.Equal(head, http2Preface) {
 		s.grpc.deliver(pc)
 		return
@@ -82,6 +86,15 @@ type peekedConn struct {
 }
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// peekedTLSConn keeps the TLS state visible through the peek (gRPC's
+// credentials read it to expose the client certificate to handlers).
+type peekedTLSConn struct {
+	peekedConn
+	tc *tls.Conn
+}
+
+func (c *peekedTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // chanListener is a net.Listener fed by splitListener.
 type chanListener struct {

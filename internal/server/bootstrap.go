@@ -21,6 +21,7 @@ import (
 	"github.com/cadrekv/cadre/internal/raftnode"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
 	"github.com/cadrekv/cadre/internal/storage/wal"
+	"github.com/cadrekv/cadre/internal/tlsutil"
 	"github.com/cadrekv/cadre/internal/transport"
 	"github.com/cadrekv/cadre/internal/wait"
 )
@@ -50,7 +51,7 @@ const metaMembership = "membership"
 // New bootstraps a member in stages (backend, WAL and membership, transport,
 // raft) and starts it. A stage that fails closes the ones before it.
 // cfg must have been validated: nothing is created on disk before New.
-func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
+func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err error) {
 	s := &Server{
 		cfg:       cfg,
 		metrics:   metrics.New(),
@@ -62,7 +63,8 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 		peers:     map[uint64][]string{},
 		reqTimout: 5*time.Second + 2*cfg.ElectionTimeout,
 	}
-	s.peerClient = &http.Client{}
+	s.peerTLS = peerTLS
+	s.peerClient = s.peerHTTP(0)
 	if err := checkRemovedMarker(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -132,6 +134,7 @@ func New(cfg *config.Config, lg *slog.Logger) (_ *Server, err error) {
 		Logger:    lg.With(idAttr("cluster-id", s.ClusterID())),
 		IsRemoved: s.cluster.IsRemoved,
 		OnRemoved: s.removedFromCluster,
+		TLS:       peerTLS.Client,
 	})
 
 	// Stage 4: raft.
@@ -383,6 +386,11 @@ func (s *Server) listenPeers() error {
 			return fmt.Errorf("cannot listen on --listen-peer-urls %s: %w (is another member or process using that port?)", u.String(), err)
 		}
 		s.peerLns = append(s.peerLns, ln)
+	}
+	for i, u := range s.cfg.ListenPeerURLs {
+		if u.Scheme == "https" {
+			s.peerLns[i] = tlsutil.Listener(s.peerLns[i], s.peerTLS.Server, s.peerTLS.HandshakeTimeout, s.lg, "peer")
+		}
 	}
 	for _, ln := range s.peerLns {
 		go func(ln net.Listener) {

@@ -50,7 +50,7 @@ func (s *Server) peerHash(peerURL string, rev int64) (hashJSON, bool) {
 	if err != nil {
 		return hashJSON{}, false
 	}
-	resp, err := peerHashClient.Do(req)
+	resp, err := s.peerHTTP(2 * time.Second).Do(req)
 	if err != nil {
 		return hashJSON{}, false
 	}
@@ -59,8 +59,6 @@ func (s *Server) peerHash(peerURL string, rev int64) (hashJSON, bool) {
 	ok := resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&h) == nil
 	return h, ok
 }
-
-var peerHashClient = &http.Client{Timeout: 2 * time.Second}
 
 // checkCorruption compares this member's key history with every reachable
 // peer's at the same revision before the member serves clients. A peer

@@ -32,15 +32,14 @@ type peerView struct {
 }
 
 // probePeers asks every URL for its cluster ID and member list, in
-// parallel, each bounded by timeout. Unreachable peers are skipped.
-func probePeers(urls []string, timeout time.Duration) ([]peerView, []error) {
+// parallel, each bounded by the client's timeout. Unreachable peers are skipped.
+func probePeers(client *http.Client, urls []string) ([]peerView, []error) {
 	var (
 		mu    sync.Mutex
 		views []peerView
 		errs  []error
 		wg    sync.WaitGroup
 	)
-	client := &http.Client{Timeout: timeout}
 	for _, u := range urls {
 		wg.Add(1)
 		go func(u string) {
@@ -113,7 +112,7 @@ func (s *Server) joinExisting() (clusterID uint64, self *membership.Member, othe
 		if attempt > 0 {
 			time.Sleep(time.Second)
 		}
-		views, errs = probePeers(urls, 2*time.Second)
+		views, errs = probePeers(s.peerHTTP(2*time.Second), urls)
 	}
 	if len(views) == 0 {
 		return 0, nil, nil, fmt.Errorf("cannot reach any running member listed in --initial-cluster to join the cluster (%v); start this member while the cluster is running, with its members' peer URLs in --initial-cluster", errors.Join(errs...))
@@ -139,7 +138,7 @@ func (s *Server) joinExisting() (clusterID uint64, self *membership.Member, othe
 // different cluster than ours, or (for a brand-new member) already knows
 // this member as one that ran before.
 func (s *Server) checkPeersAgree(clusterID, memberID uint64, urls []string, fresh bool) error {
-	views, _ := probePeers(urls, time.Second)
+	views, _ := probePeers(s.peerHTTP(time.Second), urls)
 	for _, v := range views {
 		if v.clusterID != clusterID {
 			how := "--initial-cluster and --initial-cluster-token describe"

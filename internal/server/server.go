@@ -68,8 +68,12 @@ type Server struct {
 
 	confMu sync.Mutex // one membership change at a time (raft allows one pending)
 
-	peerClient *http.Client         // forwards membership requests to the leader
-	joinPeers  []*membership.Member // a joining member's peers, before the log arrives
+	peerClient *http.Client // forwards membership requests to the leader
+	peerTLS    PeerTLS
+	// peerTransport is shared by every peer HTTP call (peerHTTP).
+	peerTransport     *http.Transport
+	peerTransportOnce sync.Once
+	joinPeers         []*membership.Member // a joining member's peers, before the log arrives
 
 	peersMu sync.Mutex
 	peers   map[uint64][]string // peers known to the transport, with their URLs

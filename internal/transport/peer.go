@@ -159,7 +159,7 @@ func (p *peer) run() {
 
 // dial connects to u and performs the upgrade handshake.
 func (p *peer) dial(u string) (net.Conn, *bufio.Reader, error) {
-	host, err := peerHost(u)
+	host, secure, err := peerHost(u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -168,6 +168,14 @@ func (p *peer) dial(u string) (net.Conn, *bufio.Reader, error) {
 	conn, err := d.DialContext(p.ctx, "tcp", host)
 	if err != nil {
 		return nil, nil, err
+	}
+	if secure {
+		tc, err := p.t.tlsHandshake(p.ctx, conn, host, timeout)
+		if err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("%w: TLS: %w", ErrHandshake, err)
+		}
+		conn = tc
 	}
 	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
 	fail := func(err error) (net.Conn, *bufio.Reader, error) {
@@ -322,14 +330,15 @@ func (p *peer) logDrop(m *raftpb.Message) {
 		"type", m.GetType().String(), "queue-size", queueSize)
 }
 
-// peerHost validates a peer URL and returns its host:port.
-func peerHost(u string) (string, error) {
+// peerHost validates a peer URL and returns its host:port and whether it
+// is https.
+func peerHost(u string) (string, bool, error) {
 	pu, err := url.Parse(u)
 	if err != nil {
-		return "", fmt.Errorf("transport: bad peer URL %q: %w", u, err)
+		return "", false, fmt.Errorf("transport: bad peer URL %q: %w", u, err)
 	}
-	if pu.Scheme != "http" || pu.Host == "" {
-		return "", fmt.Errorf("transport: bad peer URL %q: want http://host:port", u)
+	if (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return "", false, fmt.Errorf("transport: bad peer URL %q: want http://host:port or https://host:port", u)
 	}
-	return pu.Host, nil
+	return pu.Host, pu.Scheme == "https", nil
 }

@@ -56,7 +56,7 @@ func (t *Transport) sendSnapshot(p *peer, m *raftpb.Message, body io.ReadCloser,
 	rc := &onceCloser{ReadCloser: body}
 	defer rc.Close()
 	u := p.url()
-	if _, err := peerHost(u); err != nil {
+	if _, _, err := peerHost(u); err != nil {
 		return err
 	}
 	hdr, err := appendFrame(nil, m)

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -28,12 +29,17 @@ type Options struct {
 	// StartTimeout bounds the wait for all members to be healthy;
 	// default DefaultHealthTimeout.
 	StartTimeout time.Duration
+	// TLS runs both ports over https with client certificates required
+	// (see NewClusterTLS); the harness's clients, health checks and
+	// etcdctl use its client certificate.
+	TLS *ClusterTLS
 }
 
 // Cluster is n server processes on 127.0.0.1 forming one cluster.
 type Cluster struct {
 	Members []*Member
 	t       testing.TB
+	tls     *ClusterTLS
 }
 
 const (
@@ -62,7 +68,7 @@ func NewCluster(t testing.TB, n int, opts Options) *Cluster {
 		opts.StartTimeout = DefaultHealthTimeout
 	}
 	base := t.TempDir()
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, tls: opts.TLS}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, m := range c.Members {
@@ -107,6 +113,10 @@ func newMembers(bin, dir string, n int, opts Options) ([]*Member, error) {
 	}
 	members := make([]*Member, n)
 	initial := make([]string, n)
+	scheme := "http"
+	if opts.TLS != nil {
+		scheme = "https"
+	}
 	for i := range n {
 		name := "infra" + strconv.Itoa(i+1)
 		members[i] = &Member{
@@ -114,8 +124,9 @@ func newMembers(bin, dir string, n int, opts Options) ([]*Member, error) {
 			Index:     i,
 			bin:       bin,
 			env:       opts.Env,
-			clientURL: "http://127.0.0.1:" + strconv.Itoa(ports[2*i]),
-			peerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
+			tls:       opts.TLS.clientConfig(),
+			clientURL: scheme + "://127.0.0.1:" + strconv.Itoa(ports[2*i]),
+			peerURL:   scheme + "://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
 			dataDir:   filepath.Join(dir, name+".data"),
 			logPath:   filepath.Join(dir, name+".log"),
 		}
@@ -135,7 +146,7 @@ func newMembers(bin, dir string, n int, opts Options) ([]*Member, error) {
 			"--initial-cluster", strings.Join(initial, ","),
 			"--initial-cluster-state", "new",
 			"--initial-cluster-token", opts.Token,
-		}, opts.ExtraFlags...)
+		}, append(opts.TLS.ServerFlags(), opts.ExtraFlags...)...)
 	}
 	return members, nil
 }
@@ -207,16 +218,29 @@ func (c *Cluster) RunningEndpoints() []string {
 // the test ends.
 func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	return NewClient(t, c.Endpoints()...)
+	return NewClientTLS(t, c.tls.clientConfig(), c.Endpoints()...)
+}
+
+// ClientAt is a client for the given endpoints with the cluster's TLS.
+func (c *Cluster) ClientAt(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	return NewClientTLS(t, c.tls.clientConfig(), endpoints...)
 }
 
 // NewClient is a client/v3 client for the given endpoints, closed at the
 // end of the test. It logs nothing: failures surface as returned errors.
 func NewClient(t testing.TB, endpoints ...string) *clientv3.Client {
 	t.Helper()
+	return NewClientTLS(t, nil, endpoints...)
+}
+
+// NewClientTLS is NewClient over TLS (nil: plain text).
+func NewClientTLS(t testing.TB, tlsCfg *tls.Config, endpoints ...string) *clientv3.Client {
+	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: dialTimeout,
+		TLS:         tlsCfg,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
@@ -239,7 +263,7 @@ func (c *Cluster) Leader(t testing.TB) int {
 }
 
 func (c *Cluster) leader(timeout time.Duration) (int, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: dialTimeout, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: dialTimeout, TLS: c.tls.clientConfig(), Logger: zap.NewNop()})
 	if err != nil {
 		return -1, err
 	}
@@ -306,6 +330,7 @@ func (c *Cluster) EtcdctlStdin(t testing.TB, stdin string, args ...string) Resul
 func (c *Cluster) EtcdctlAt(t testing.TB, endpoints []string, stdin string, args ...string) Result {
 	t.Helper()
 	bin := Etcdctl(t)
-	full := append([]string{"--endpoints", strings.Join(endpoints, ","), "--dial-timeout", "5s", "--command-timeout", "15s"}, args...)
+	full := append([]string{"--endpoints", strings.Join(endpoints, ","), "--dial-timeout", "5s", "--command-timeout", "15s"}, c.tls.EtcdctlFlags()...)
+	full = append(full, args...)
 	return RunProcessIn(t, "", etcdctlTimeout, bin, full, nil, strings.NewReader(stdin))
 }

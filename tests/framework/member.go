@@ -3,6 +3,7 @@ package framework
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +38,8 @@ type Member struct {
 	peerURL   string
 	dataDir   string
 	logPath   string
-	workDir   string // working directory of the process; "" = the test's
+	workDir   string      // working directory of the process; "" = the test's
+	tls       *tls.Config // client TLS for health checks; nil = plain
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -216,8 +218,15 @@ func (m *Member) WaitHealthy(t testing.TB, timeout time.Duration) {
 	}
 }
 
+func (m *Member) httpClient() *http.Client {
+	if m.tls == nil {
+		return &http.Client{Timeout: time.Second}
+	}
+	return &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: m.tls, DisableKeepAlives: true}}
+}
+
 func (m *Member) waitHealthy(timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
+	client := m.httpClient()
 	deadline := time.Now().Add(timeout)
 	last := "no answer"
 	for time.Now().Before(deadline) {
@@ -236,7 +245,7 @@ func (m *Member) waitHealthy(timeout time.Duration) error {
 
 // Healthy reports whether GET <client URL>/health answers 200 right now.
 func (m *Member) Healthy() bool {
-	ok, _ := healthy(&http.Client{Timeout: time.Second}, m.clientURL)
+	ok, _ := healthy(m.httpClient(), m.clientURL)
 	return ok
 }
 

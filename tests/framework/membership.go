@@ -105,6 +105,7 @@ func (c *Cluster) AddMemberProcess(t testing.TB, name string, flags, env []strin
 		env:     append([]string(nil), env...),
 		logPath: filepath.Join(c.Dir(), name+".log"),
 		workDir: c.Dir(),
+		tls:     c.tls.clientConfig(),
 	}
 	m.deriveURLs()
 	if m.dataDir != "" && !filepath.IsAbs(m.dataDir) {
@@ -298,7 +299,7 @@ func ParseMemberAdd(out string) (MemberAdded, error) {
 // are left out.
 func (c *Cluster) MemberIDs(t testing.TB) map[string]uint64 {
 	t.Helper()
-	cli := NewClient(t, c.RunningEndpoints()...)
+	cli := c.ClientAt(t, c.RunningEndpoints()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := cli.MemberList(ctx)
@@ -319,7 +320,7 @@ func (c *Cluster) MemberIDs(t testing.TB) map[string]uint64 {
 func (c *Cluster) LeaderStatus(t testing.TB) (leader, term uint64) {
 	t.Helper()
 	idx := c.Leader(t)
-	cli := NewClient(t, c.Members[idx].Endpoint())
+	cli := c.ClientAt(t, c.Members[idx].Endpoint())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	st, err := cli.Status(ctx, c.Members[idx].Endpoint())
