@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -60,14 +62,7 @@ func addTLSMember(t *testing.T, c *framework.Cluster, ct *framework.ClusterTLS, 
 	if learner {
 		args = append(args, "--learner")
 	}
-	var res framework.Result
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		res = c.Etcdctl(t, args...)
-		if res.Code == 0 || time.Now().After(deadline) || !strings.Contains(res.Stderr, "unhealthy") {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	res := etcdctlWhileUnhealthy(t, c, args...)
 	if res.Code != 0 {
 		t.Fatalf("etcdctl %v: %s", args, res)
 	}
@@ -116,14 +111,8 @@ func TestTLSMembership(t *testing.T) {
 	}
 
 	// etcd (and Cadre's strict check) may call a just-promoted voter not
-	// yet active: retry while the answer is "unhealthy cluster".
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		res = c.Etcdctl(t, "member", "remove", voterID)
-		if res.Code == 0 || time.Now().After(deadline) || !strings.Contains(res.Stderr, "unhealthy") {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	// yet active.
+	res = etcdctlWhileUnhealthy(t, c, "member", "remove", voterID)
 	if res.Code != 0 || !strings.Contains(res.Stdout, "removed") {
 		t.Fatalf("etcdctl member remove over TLS: %s\nstdout %q stderr %q", res, res.Stdout, res.Stderr)
 	}
@@ -135,5 +124,46 @@ func TestTLSMembership(t *testing.T) {
 	c.Drop("infra4")
 	if res := c.Etcdctl(t, "member", "list"); res.Code != 0 || strings.Count(strings.TrimSpace(res.Stdout), "\n") != 3 {
 		t.Fatalf("member list after the removal: %s", res)
+	}
+}
+
+// etcdctlWhileUnhealthy runs a member command, retrying (for at most 20 s)
+// while the strict reconfiguration check answers "unhealthy cluster": a
+// member that just started or was just promoted is not yet counted active.
+func etcdctlWhileUnhealthy(t *testing.T, c *framework.Cluster, args ...string) framework.Result {
+	t.Helper()
+	var res framework.Result
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		res = c.Etcdctl(t, args...)
+		if res.Code == 0 || time.Now().After(deadline) || !strings.Contains(res.Stderr, "unhealthy") {
+			return res
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestAutoTLS: --auto-tls and --peer-auto-tls serve https with generated
+// self-signed certificates kept in the data dir across restarts.
+func TestAutoTLS(t *testing.T) {
+	m := newDiscoveryMembers(t, "auto")[0]
+	m.client = strings.Replace(m.client, "http://", "https://", 1)
+	m.peer = strings.Replace(m.peer, "http://", "https://", 1)
+	p := m.start(t, "--auto-tls", "--peer-auto-tls", "--initial-cluster", "auto="+m.peer)
+	insecure := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // self-signed by design
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err = httpsGet(m.client, insecure); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("auto TLS member not serving https: %v\n%s", err, p.LogTail(10))
+	}
+	if _, err := os.Stat(filepath.Join(m.dataDir, "fixtures", "client", "cert.pem")); framework.IsCadre() && err != nil {
+		t.Fatalf("no generated client certificate in the data dir: %v", err)
+	}
+	cli := framework.NewClientTLS(t, insecure, m.client)
+	if _, err := cli.Put(ctxFor(t, 10*time.Second), "/auto", "tls"); err != nil {
+		t.Fatalf("put over auto TLS: %v", err)
 	}
 }
