@@ -106,7 +106,7 @@ func (a *app) configSpec(cmd *cobra.Command) (*clientv3.ConfigSpec, error) {
 	for i, ep := range g.endpoints {
 		eps[i] = strings.TrimSpace(ep)
 	}
-	return &clientv3.ConfigSpec{
+	a.spec = &clientv3.ConfigSpec{
 		Endpoints:          eps,
 		DialTimeout:        g.dialTimeout,
 		KeepAliveTime:      g.keepAliveTime,
@@ -121,7 +121,8 @@ func (a *app) configSpec(cmd *cobra.Command) (*clientv3.ConfigSpec, error) {
 			InsecureSkipVerify: g.insecureSkipVerify,
 		},
 		Auth: auth,
-	}, nil
+	}
+	return a.spec, nil
 }
 
 func (g *globalFlags) authConfig() (*clientv3.AuthConfig, error) {

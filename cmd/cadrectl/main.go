@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func main() {
@@ -44,6 +45,9 @@ type app struct {
 	errOut    io.Writer
 	lookupEnv func(string) (string, bool)
 	global    globalFlags
+	// spec is the last connection configuration built, for diagnosing a
+	// request that timed out before reaching any member.
+	spec *clientv3.ConfigSpec
 	// catchSignals lets lock and elect turn SIGINT/SIGTERM into a clean
 	// unlock or resign, as etcdctl does. Only the real process sets it;
 	// in-process tests cancel the context instead.
@@ -137,6 +141,9 @@ func (a *app) executeContext(ctx context.Context, args []string) int {
 	if errors.As(err, &ee) {
 		if !ee.quiet {
 			fmt.Fprintln(a.errOut, "Error:", ee.err)
+		}
+		if ee.hint == "" && errors.Is(ee.err, context.DeadlineExceeded) {
+			ee.hint = connectionHint(a.spec)
 		}
 		if ee.hint != "" {
 			fmt.Fprintln(a.errOut, "hint:", ee.hint)

@@ -28,6 +28,33 @@ func TestTLSCluster(t *testing.T) {
 	if res := c.Etcdctl(t, "get", "/tls/a", "--print-value-only"); res.Code != 0 || strings.TrimSpace(res.Stdout) != "1" {
 		t.Fatalf("etcdctl get over TLS: %s", res)
 	}
+	// cadrectl takes etcdctl's TLS flags.
+	if framework.IsCadre() {
+		cadrectl := func(args ...string) framework.Result {
+			return framework.RunProcessIn(t, "", 30*time.Second, framework.Cadrectl(t),
+				append([]string{"--endpoints", strings.Join(c.Endpoints(), ","), "--dial-timeout", "3s", "--command-timeout", "5s"}, args...), nil, nil)
+		}
+		if res := cadrectl(append(ct.EtcdctlFlags(), "get", "/tls/a", "--print-value-only")...); res.Code != 0 || strings.TrimSpace(res.Stdout) != "1" {
+			t.Fatalf("cadrectl get over TLS: %s", res)
+		}
+		if res := cadrectl(append(ct.EtcdctlFlags(), "member", "list", "-w", "table")...); res.Code != 0 || strings.Count(res.Stdout, "https://") < 6 {
+			t.Fatalf("cadrectl member list over TLS: %s", res)
+		}
+		// Failures say what is wrong, where etcdctl says only "context
+		// deadline exceeded".
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--cacert", ct.CA.CertFile}, "refused this client's certificate"},
+			{[]string{"--cert", ct.ClientCert, "--key", ct.ClientKey}, "is not trusted"},
+		} {
+			res := cadrectl(append(tc.args, "--dial-timeout", "1s", "--command-timeout", "2s", "get", "/tls/a")...)
+			if res.Code == 0 || !strings.Contains(res.Stderr, "hint: ") || !strings.Contains(res.Stderr, tc.want) {
+				t.Errorf("cadrectl %v against a TLS cluster: exit %d, stderr %q; want a hint saying %q", tc.args, res.Code, res.Stderr, tc.want)
+			}
+		}
+	}
 	ml, err := c.Client(t).MemberList(ctx)
 	if err != nil || len(ml.Members) != 3 {
 		t.Fatalf("member list over TLS: %v (err %v)", ml, err)
