@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -214,46 +215,61 @@ type endpointStatusResult struct {
 }
 
 func (a *app) endpointStatus(cmd *cobra.Command, cluster bool) error {
-	spec, err := a.configSpec(cmd)
-	if err != nil {
-		return err
-	}
 	p, err := a.newPrinter()
 	if err != nil {
 		return err
 	}
-	eps, err := a.endpoints(cmd, spec, cluster)
+	var list []endpointStatusResult
+	failed, err := a.forEachEndpoint(cmd, cluster, func(ctx context.Context, cli *clientv3.Client, ep string) error {
+		resp, err := cli.Status(ctx, ep)
+		if err != nil {
+			// Reported, and the other endpoints are still listed.
+			fmt.Fprintf(a.errOut, "Failed to get the status of endpoint %s (%v)\n", ep, err)
+			return err
+		}
+		list = append(list, endpointStatusResult{Endpoint: ep, Status: resp})
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	var list []endpointStatusResult
-	failed := false
+	if err := p.endpointStatus(list); err != nil {
+		return err
+	}
+	if failed != nil {
+		return quietFailure()
+	}
+	return nil
+}
+
+// forEachEndpoint calls do once per endpoint (--endpoints, or with
+// --cluster every member's client URL), each with its own single-endpoint
+// client and --command-timeout, and returns the last error do returned.
+// err is set only when no client could be made at all.
+func (a *app) forEachEndpoint(cmd *cobra.Command, cluster bool, do func(ctx context.Context, cli *clientv3.Client, ep string) error) (last, err error) {
+	spec, err := a.configSpec(cmd)
+	if err != nil {
+		return nil, err
+	}
+	eps, err := a.endpoints(cmd, spec, cluster)
+	if err != nil {
+		return nil, err
+	}
 	for _, ep := range eps {
 		one := *spec
 		one.Endpoints = []string{ep}
 		cli, err := newClient(&one)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ctx, cancel := a.commandContext(cmd)
-		resp, err := cli.Status(ctx, ep)
+		if derr := do(ctx, cli, ep); derr != nil {
+			last = derr
+		}
 		cancel()
 		cli.Close()
-		if err != nil {
-			// Report and go on: the other endpoints are still listed.
-			failed = true
-			fmt.Fprintf(a.errOut, "Failed to get the status of endpoint %s (%v)\n", ep, err)
-			continue
-		}
-		list = append(list, endpointStatusResult{Endpoint: ep, Status: resp})
 	}
-	if err := p.endpointStatus(list); err != nil {
-		return err
-	}
-	if failed {
-		return quietFailure()
-	}
-	return nil
+	return last, nil
 }
 
 // statusTable is the status list as table rows; the simple format prints

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -32,45 +33,30 @@ type endpointHashKVResult struct {
 }
 
 func (a *app) endpointHashKV(cmd *cobra.Command, cluster bool, rev int64) error {
-	spec, err := a.configSpec(cmd)
-	if err != nil {
-		return err
-	}
 	p, err := a.newPrinter()
 	if err != nil {
 		return err
 	}
-	eps, err := a.endpoints(cmd, spec, cluster)
-	if err != nil {
-		return err
-	}
 	var list []endpointHashKVResult
-	var lastErr error
-	for _, ep := range eps {
-		one := *spec
-		one.Endpoints = []string{ep}
-		cli, err := newClient(&one)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := a.commandContext(cmd)
+	failed, err := a.forEachEndpoint(cmd, cluster, func(ctx context.Context, cli *clientv3.Client, ep string) error {
 		resp, err := cli.HashKV(ctx, ep, rev)
-		cancel()
-		cli.Close()
 		if err != nil {
 			// etcdctl reports each failure, prints what it got, then ends
 			// with the last error.
-			lastErr = err
 			fmt.Fprintf(a.errOut, "Failed to get the hash of endpoint %s (%v)\n", ep, err)
-			continue
+			return err
 		}
 		list = append(list, endpointHashKVResult{Endpoint: ep, HashKV: resp})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := p.endpointHashKV(list); err != nil {
 		return err
 	}
-	if lastErr != nil {
-		return requestFailed(lastErr)
+	if failed != nil {
+		return requestFailed(failed)
 	}
 	return nil
 }
