@@ -257,10 +257,16 @@ type compatServer struct {
 func startCompatServer(t *testing.T) *compatServer {
 	// By default both tools are compared against Cadre itself, built from
 	// this module, with the real etcdctl built from the Go module proxy.
-	etcd, etcdctl := os.Getenv("CADRECTL_TEST_ETCD"), os.Getenv("CADRECTL_TEST_ETCDCTL")
+	etcd := os.Getenv("CADRECTL_TEST_ETCD")
 	if etcd == "" {
 		etcd = framework.Server(t)
 	}
+	return startCompatServerBin(t, etcd)
+}
+
+// startCompatServerBin starts one member of the given server binary.
+func startCompatServerBin(t *testing.T, etcd string) *compatServer {
+	etcdctl := os.Getenv("CADRECTL_TEST_ETCDCTL")
 	if etcdctl == "" {
 		etcdctl = framework.Etcdctl(t)
 	}

@@ -79,6 +79,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		&cobra.Group{ID: groupKV, Title: "Key-value commands"},
 		&cobra.Group{ID: groupCluster, Title: "Cluster maintenance commands"},
 		&cobra.Group{ID: groupConcurrency, Title: "Concurrency commands"},
+		&cobra.Group{ID: groupAuth, Title: "Authentication commands"},
 		&cobra.Group{ID: groupUtility, Title: "Utility commands"},
 	)
 	root.AddCommand(
@@ -98,6 +99,9 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newAlarmCommand(),
 		a.newDefragCommand(),
 		a.newSnapshotCommand(),
+		a.newAuthCommand(),
+		a.newUserCommand(),
+		a.newRoleCommand(),
 		a.newVersionCommand(),
 		a.newOptionsCommand(root),
 	)
@@ -121,6 +125,7 @@ const (
 	groupKV          = "kv"
 	groupCluster     = "cluster maintenance"
 	groupConcurrency = "concurrency"
+	groupAuth        = "authentication"
 	groupUtility     = "utility"
 )
 
