@@ -44,6 +44,8 @@ type Member interface {
 	Defragment(ctx context.Context) error
 	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
 	Hash(ctx context.Context) (*pb.HashResponse, error)
+
+	AuthMember
 }
 
 // Limits are the request limits enforced before anything is proposed.
@@ -57,6 +59,7 @@ func Register(g *grpc.Server, m Member, lim Limits, lg *slog.Logger) {
 	pb.RegisterMaintenanceServer(g, &maintenanceServer{m: m})
 	pb.RegisterClusterServer(g, &clusterServer{m: m})
 	pb.RegisterLeaseServer(g, &leaseServer{m: m})
+	pb.RegisterAuthServer(g, &authServer{m: m})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)

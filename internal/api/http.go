@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -91,7 +92,23 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	return gatewayAuth(m, mux)
+}
+
+// gatewayAuth closes the JSON gateway and Cadre's HTTP member API while
+// auth is on: they carry no credentials, and serving them would bypass
+// every permission (decision: use gRPC with a token or a client
+// certificate; /health, /version and /metrics stay open, as in etcd).
+func gatewayAuth(m Member, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (strings.HasPrefix(r.URL.Path, "/v3/") || strings.HasPrefix(r.URL.Path, "/cadre/v1/")) && m.AuthStore().Enabled() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"etcdserver: authentication is enabled: the HTTP gateway is closed; use the gRPC API with a user or a client certificate","code":16}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // reason is the etcd error text of err, without gRPC's decoration.

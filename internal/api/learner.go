@@ -42,8 +42,9 @@ func supportedBeforeReady(req any) bool {
 	return false
 }
 
-// UnaryInterceptor refuses requests a learner must not serve, and those
-// that need a ready member before it is ready.
+// UnaryInterceptor refuses requests a learner must not serve, those that
+// need a ready member before it is ready, and those the caller may not
+// make when auth is on (authz.go).
 func UnaryInterceptor(m Member) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if !m.IsReady() && !supportedBeforeReady(req) {
@@ -51,6 +52,9 @@ func UnaryInterceptor(m Member) grpc.UnaryServerInterceptor {
 		}
 		if m.IsLearner() && !supportedByLearner(req) {
 			return nil, rpctypes.ErrGRPCNotSupportedForLearner
+		}
+		if err := authUnary(m, ctx, info.FullMethod, req); err != nil {
+			return nil, err
 		}
 		return handler(ctx, req)
 	}
@@ -66,6 +70,10 @@ func StreamInterceptor(m Member) grpc.StreamServerInterceptor {
 		}
 		if m.IsLearner() && info.FullMethod != "/grpc.health.v1.Health/Watch" {
 			return rpctypes.ErrGRPCNotSupportedForLearner
+		}
+		ss, err := authStream(m, ss, info.FullMethod)
+		if err != nil {
+			return err
 		}
 		return handler(srv, ss)
 	}

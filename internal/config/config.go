@@ -116,6 +116,7 @@ type Config struct {
 
 	Discovery Discovery
 	TLS       TLS
+	Auth      Auth
 }
 
 // Discovery is how a new cluster's members find each other instead of
@@ -182,6 +183,7 @@ func Default() *Config {
 		AutoCompactionMode:       DefaultAutoCompactionMode,
 		AutoCompactionRetention:  DefaultAutoCompactionRetention,
 		TLS:                      TLS{MinVersion: "TLS1.2", HandshakeTimeout: 10 * time.Second},
+		Auth:                     Auth{Token: "simple", TokenTTL: 300, BcryptCost: 10},
 		Discovery: Discovery{
 			DialTimeout:       2 * time.Second,
 			RequestTimeout:    5 * time.Second,

@@ -99,6 +99,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.BoolVar(&c.EnableV2, "enable-v2", c.EnableV2, "Ignored: cadre serves only the v3 API (accepted for etcd compatibility).")
 	defineDiscoveryFlags(fs, &c.Discovery, r)
 	defineTLSFlags(fs, &c.TLS, &r.tls)
+	defineAuthFlags(fs, &c.Auth)
 
 	fs.BoolVar(&r.version, "version", false, "Print the version and exit.")
 	return fs

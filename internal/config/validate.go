@@ -35,6 +35,7 @@ func (c *Config) validate(bootstrap bool) error {
 		c.validateLater,
 		c.validateDiscovery,
 		c.validateTLS,
+		c.validateAuth,
 	}
 	if bootstrap {
 		checks = append(checks, c.validateInitialCluster)

@@ -138,6 +138,9 @@ func (s *Server) applyRequest(b *mvcc.Batch, r *pb.InternalRaftRequest) (result,
 	if res, ok := s.applyLease(b, r); ok {
 		return res, false
 	}
+	if res, ok := s.applyAuth(b, r); ok {
+		return res, false
+	}
 	if err := s.checkLeases(r); err != nil {
 		return result{err: err}, false
 	}
@@ -263,6 +266,9 @@ func (s *Server) installSnapshot(snap *raftpb.Snapshot) error {
 		return err
 	}
 	if err := s.recoverAlarms(); err != nil {
+		return err
+	}
+	if err := s.recoverAuth(); err != nil {
 		return err
 	}
 	for _, m := range s.cluster.Members() {

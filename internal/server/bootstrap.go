@@ -99,6 +99,10 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 	if err = s.recoverAlarms(); err != nil {
 		return nil, err
 	}
+	s.initAuth()
+	if err = s.recoverAuth(); err != nil {
+		return nil, err
+	}
 
 	// Stage 2: WAL and membership.
 	var (

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cadrekv/cadre/internal/auth"
 	"github.com/cadrekv/cadre/internal/config"
 	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
@@ -49,6 +50,8 @@ type Server struct {
 	store  *mvcc.Store
 	lessor *lease.Lessor
 	alarms alarmSet
+	auth   *auth.Store
+	tokens *auth.Tokens
 	node   *raftnode.Node
 	tr     *transport.Transport
 
