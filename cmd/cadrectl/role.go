@@ -41,6 +41,7 @@ func (a *app) newRoleCommand() *cobra.Command {
 		&cobra.Command{Use: "list", Short: "Lists all roles", RunE: a.roleList},
 		grant, revoke,
 	)
+	cmd.AddCommand(a.newRoleMembershipCommands()...)
 	return cmd
 }
 

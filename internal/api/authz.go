@@ -225,27 +225,34 @@ func authStream(m Member, ss grpc.ServerStream, method string) (grpc.ServerStrea
 			return nil, rpctypes.ErrGRPCPermissionDenied
 		}
 	case "/etcdserverpb.Watch/Watch":
-		return &watchAuthStream{ServerStream: ss, st: st, user: user}, nil
+		return withWatchCheck(ss, st, user), nil
 	}
 	return ss, nil
 }
 
-// watchAuthStream refuses a watch on any range the user cannot read in
-// full: a prefix or from-key watch is checked on its whole extent.
+// watchAuthStream carries the watch permission check to the watch
+// session (through its context): a watch on a range the user cannot read
+// in full is refused as etcd refuses it, by cancelling that watch with
+// "permission denied" while the stream and its other watches go on. A
+// prefix or from-key watch is checked on its whole extent.
 type watchAuthStream struct {
 	grpc.ServerStream
-	st   *auth.Store
-	user string
+	ctx context.Context
 }
 
-func (w *watchAuthStream) RecvMsg(msg any) error {
-	if err := w.ServerStream.RecvMsg(msg); err != nil {
-		return err
+func (w *watchAuthStream) Context() context.Context { return w.ctx }
+
+type watchAllowKey struct{}
+
+func withWatchCheck(ss grpc.ServerStream, st *auth.Store, user string) grpc.ServerStream {
+	allow := func(c *pb.WatchCreateRequest) bool {
+		return st.Allowed(user, auth.Read, auth.Range{Key: c.Key, End: c.RangeEnd})
 	}
-	if r, ok := msg.(*pb.WatchRequest); ok {
-		if c := r.GetCreateRequest(); c != nil && !w.st.Allowed(w.user, auth.Read, auth.Range{Key: c.Key, End: c.RangeEnd}) {
-			return rpctypes.ErrGRPCPermissionDenied
-		}
-	}
-	return nil
+	return &watchAuthStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), watchAllowKey{}, allow)}
+}
+
+// watchAllowed is the check the stream carries, nil when auth is off.
+func watchAllowed(ctx context.Context) func(*pb.WatchCreateRequest) bool {
+	f, _ := ctx.Value(watchAllowKey{}).(func(*pb.WatchCreateRequest) bool)
+	return f
 }
