@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/cadrekv/cadre/internal/auth"
 	"github.com/cadrekv/cadre/internal/config"
 	"github.com/cadrekv/cadre/internal/daemon"
 	"github.com/cadrekv/cadre/internal/discovery"
@@ -86,6 +88,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "cadre: invalid TLS configuration: %v\n", err)
 		return exitBadConfig
+	}
+	if opts, ok := strings.CutPrefix(cfg.Auth.Token, "jwt,"); ok {
+		if _, err := auth.ParseJWTOptions(opts); err != nil {
+			fmt.Fprintf(stderr, "cadre: invalid --auth-token: %v\n", err)
+			return exitBadConfig
+		}
 	}
 
 	// 5. Start the member (storage, raft, peers, then clients).

@@ -99,7 +99,9 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 	if err = s.recoverAlarms(); err != nil {
 		return nil, err
 	}
-	s.initAuth()
+	if err = s.initAuth(); err != nil {
+		return nil, err
+	}
 	if err = s.recoverAuth(); err != nil {
 		return nil, err
 	}

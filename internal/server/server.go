@@ -52,6 +52,7 @@ type Server struct {
 	alarms alarmSet
 	auth   *auth.Store
 	tokens *auth.Tokens
+	jwt    *auth.JWT // --auth-token jwt: tokens are signed, not replicated
 	node   *raftnode.Node
 	tr     *transport.Transport
 
