@@ -84,6 +84,11 @@ func TestTLSClientPortRefusals(t *testing.T) {
 		"certificate from another CA": ct.CA.ClientTLS(t, oc, ok),
 		"expired certificate":         ct.CA.ClientTLS(t, expC, expK),
 		"no certificate":              ct.CA.ClientTLS(t, "", ""),
+		"TLS 1.1 (below --tls-min-version)": func() *tls.Config {
+			c := ct.CA.ClientTLS(t, ct.ClientCert, ct.ClientKey)
+			c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+			return c
+		}(),
 	} {
 		if err := httpsGet(m.Endpoint(), cfg); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -158,21 +163,41 @@ func TestTLSClientPortRefusals(t *testing.T) {
 // outside --peer-cert-allowed-cn, or comes from another CA, never joins,
 // and the members log why.
 func TestTLSPeerRefusals(t *testing.T) {
+	testPeerRefusals(t, []string{"--peer-cert-allowed-cn", "infra"}, []peerRefusal{
+		{"wrongcn", `CommonName \"intruder\" is not in --peer-cert-allowed-cn`, func(ct *framework.ClusterTLS) (string, string) {
+			return ct.CA.Issue(t, "intruder", framework.CertOptions{CN: "intruder"})
+		}},
+		{"otherca", "certificate signed by unknown authority", func(*framework.ClusterTLS) (string, string) {
+			return framework.NewCA(t, "other").Issue(t, "foreign", framework.CertOptions{CN: "infra"})
+		}},
+	})
+}
+
+// TestTLSPeerHostnameRefusal (Cadre: etcd logs it differently): a peer
+// certificate not valid for --peer-cert-allowed-hostname never joins.
+func TestTLSPeerHostnameRefusal(t *testing.T) {
+	framework.SkipUnlessCadre(t)
+	testPeerRefusals(t, []string{"--peer-cert-allowed-hostname", "localhost"}, []peerRefusal{
+		{"wronghost", "--peer-cert-allowed-hostname localhost", func(ct *framework.ClusterTLS) (string, string) {
+			return ct.CA.Issue(t, "nohost", framework.CertOptions{CN: "infra", Hosts: []string{"127.0.0.1"}})
+		}},
+	})
+}
+
+type peerRefusal struct {
+	name, reason string
+	cert         func(*framework.ClusterTLS) (string, string)
+}
+
+func testPeerRefusals(t *testing.T, flags []string, cases []peerRefusal) {
 	ct := framework.NewClusterTLS(t)
-	c := framework.NewCluster(t, 3, framework.Options{TLS: ct, ExtraFlags: []string{"--peer-cert-allowed-cn", "infra"}})
-	other := framework.NewCA(t, "other")
-	for _, tc := range []struct {
-		name, reason string
-		cert, key    string
-	}{
-		{"wrongcn", `CommonName \"intruder\" is not in --peer-cert-allowed-cn`, "", ""},
-		{"otherca", "certificate signed by unknown authority", "", ""},
-	} {
-		if tc.name == "wrongcn" {
-			tc.cert, tc.key = ct.CA.Issue(t, "intruder", framework.CertOptions{CN: "intruder"})
-		} else {
-			tc.cert, tc.key = other.Issue(t, "foreign", framework.CertOptions{CN: "infra"})
-		}
+	c := framework.NewCluster(t, 3, framework.Options{TLS: ct, ExtraFlags: flags})
+	for _, pr := range cases {
+		tc := struct {
+			name, reason string
+			cert, key    string
+		}{name: pr.name, reason: pr.reason}
+		tc.cert, tc.key = pr.cert(ct)
 		ports := framework.FreePorts(t, 2)
 		peer, client := fmt.Sprintf("https://127.0.0.1:%d", ports[0]), fmt.Sprintf("https://127.0.0.1:%d", ports[1])
 		res := etcdctlWhileUnhealthy(t, c, "member", "add", tc.name, "--peer-urls="+peer)
