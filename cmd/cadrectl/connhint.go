@@ -91,3 +91,16 @@ func probeEndpoint(ep string, tlsCfg *tls.Config) string {
 	}
 	return fmt.Sprintf("TLS with %s failed: %v", addr, err)
 }
+
+// authHint explains the auth errors etcd reports tersely.
+func authHint(err error, user string) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "user name is empty"):
+		return "authentication is enabled on this cluster: pass --user <name>[:<password>], or a client certificate (--cert/--key) whose CommonName is a user"
+	case strings.Contains(msg, "permission denied") && user != "":
+		name, _, _ := strings.Cut(user, ":")
+		return fmt.Sprintf("user %q lacks the permission: `cadrectl user get %s --detail` lists what its roles allow; key ranges are checked whole (prefix and from-key included)", name, name)
+	}
+	return ""
+}

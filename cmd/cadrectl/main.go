@@ -150,6 +150,9 @@ func (a *app) executeContext(ctx context.Context, args []string) int {
 		if ee.hint == "" && errors.Is(ee.err, context.DeadlineExceeded) {
 			ee.hint = connectionHint(a.spec)
 		}
+		if ee.hint == "" {
+			ee.hint = authHint(ee.err, a.global.user)
+		}
 		if ee.hint != "" {
 			fmt.Fprintln(a.errOut, "hint:", ee.hint)
 		}

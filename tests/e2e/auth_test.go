@@ -90,6 +90,19 @@ func TestAuthWorkflowEtcdctl(t *testing.T) {
 	if res := c.Etcdctl(t, "--user", "root:"+rootPW, "auth", "status"); res.Code != 0 || !strings.Contains(res.Stdout, "Authentication Status: true") {
 		t.Fatalf("auth status: %s", res)
 	}
+	// cadrectl says what to do where etcdctl only names the error.
+	if framework.IsCadre() {
+		cadrectl := func(args ...string) framework.Result {
+			return framework.RunProcessIn(t, "", 30*time.Second, framework.Cadrectl(t),
+				append([]string{"--endpoints", strings.Join(c.Endpoints(), ",")}, args...), nil, nil)
+		}
+		if res := cadrectl("put", "/app/y", "1"); res.Code == 0 || !strings.Contains(res.Stderr, "hint: authentication is enabled") {
+			t.Errorf("cadrectl without --user: %s", res.Stderr)
+		}
+		if res := cadrectl("--user", "alice:"+alicePW, "put", "/etc/y", "1"); res.Code == 0 || !strings.Contains(res.Stderr, "user get alice --detail") {
+			t.Errorf("cadrectl denied: %s", res.Stderr)
+		}
+	}
 }
 
 // TestAuthEnforcement: every enforcement point, allowed and denied,
