@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Cadre serves a few endpoints of its own next to the etcd API, on the same
@@ -36,6 +38,11 @@ var errNotCadre = errors.New("the endpoint does not serve a Cadre API")
 type cadreHTTP struct {
 	client *http.Client
 	bases  []string // scheme://host[:port], one per endpoint
+	// auth, with --user: the token is fetched through the gRPC Auth API on
+	// first use and sent as "Authorization", as etcd's gateway expects.
+	auth  *clientv3.AuthConfig
+	spec  *clientv3.ConfigSpec
+	token string
 }
 
 // newCadreHTTP builds the client from the same flags as the gRPC client:
@@ -55,7 +62,7 @@ func (a *app) newCadreHTTP(cmd *cobra.Command) (*cadreHTTP, error) {
 		scheme = "https"
 		tr.TLSClientConfig = cfg.TLS
 	}
-	h := &cadreHTTP{client: &http.Client{Transport: tr}}
+	h := &cadreHTTP{client: &http.Client{Transport: tr}, auth: spec.Auth, spec: spec}
 	for _, ep := range spec.Endpoints {
 		base, err := endpointBase(ep, scheme)
 		if err != nil {
@@ -95,6 +102,11 @@ func (h *cadreHTTP) call(ctx context.Context, method, path string, body []byte) 
 		}
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if tok, err := h.authToken(ctx); err != nil {
+			return nil, err
+		} else if tok != "" {
+			req.Header.Set("Authorization", tok)
 		}
 		resp, err := h.client.Do(req)
 		if err != nil {
@@ -144,4 +156,29 @@ func (a *app) callCadre(cmd *cobra.Command, h *cadreHTTP, what, method, path str
 		return nil, requestFailed(err)
 	}
 	return b, nil
+}
+
+// authToken authenticates once (with --user/--password or a JWT from
+// --auth-jwt-token) and returns the token for Cadre's HTTP endpoints.
+func (h *cadreHTTP) authToken(ctx context.Context) (string, error) {
+	if h.auth == nil || h.token != "" {
+		return h.token, nil
+	}
+	if h.auth.Token != "" {
+		h.token = h.auth.Token
+		return h.token, nil
+	}
+	plain := *h.spec
+	plain.Auth = nil
+	cli, err := newClient(&plain)
+	if err != nil {
+		return "", err
+	}
+	defer cli.Close()
+	resp, err := pb.NewAuthClient(cli.ActiveConnection()).Authenticate(ctx, &pb.AuthenticateRequest{Name: h.auth.Username, Password: h.auth.Password})
+	if err != nil {
+		return "", err
+	}
+	h.token = resp.Token
+	return h.token, nil
 }

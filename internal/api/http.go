@@ -95,13 +95,27 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	return gatewayAuth(m, mux)
 }
 
-// gatewayAuth closes the JSON gateway and Cadre's HTTP member API while
-// auth is on: they carry no credentials, and serving them would bypass
-// every permission (decision: use gRPC with a token or a client
-// certificate; /health, /version and /metrics stay open, as in etcd).
+// gatewayAuth guards the HTTP APIs while auth is on. The JSON gateway is
+// closed (decision: it would need every gRPC check again; use gRPC with a
+// token or a client certificate). Cadre's member endpoints (dry run,
+// progress: they judge and report, never change) need an authenticated
+// user's token in "Authorization", as etcd's gateway takes it. /health,
+// /version and /metrics stay open, as in etcd.
 func gatewayAuth(m Member, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (strings.HasPrefix(r.URL.Path, "/v3/") || strings.HasPrefix(r.URL.Path, "/cadre/v1/")) && m.AuthStore().Enabled() {
+		if strings.HasPrefix(r.URL.Path, "/cadre/v1/") && m.AuthStore().Enabled() {
+			user, err := "", error(nil)
+			if tok := r.Header.Get("Authorization"); tok != "" {
+				user, err = m.ResolveToken(tok)
+			}
+			if user == "" || err != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"error":"etcdserver: authentication is enabled: pass --user (cadrectl) or an Authorization token from Authenticate","code":16}` + "\n"))
+				return
+			}
+		}
+		if strings.HasPrefix(r.URL.Path, "/v3/") && m.AuthStore().Enabled() {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
 			_, _ = w.Write([]byte(`{"error":"etcdserver: authentication is enabled: the HTTP gateway is closed; use the gRPC API with a user or a client certificate","code":16}` + "\n"))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -362,6 +363,19 @@ func TestAuthMembershipGrant(t *testing.T) {
 	root := userClient(t, c, "root", rootPW)
 	if _, err := root.MemberRemove(ctx, add.Member.ID); err != nil {
 		t.Fatalf("root removing the learner: %v", err)
+	}
+	// Cadre's dry run works on a cluster with auth for a signed-in user,
+	// and is refused without one.
+	anyID := fmt.Sprintf("%x", ml.Members[0].ID)
+	run := func(args ...string) framework.Result {
+		return framework.RunProcessIn(t, "", 30*time.Second, framework.Cadrectl(t),
+			append([]string{"--endpoints", strings.Join(c.Endpoints(), ",")}, args...), nil, nil)
+	}
+	if res := run("--user", "bot:bot-pw", "member", "remove", anyID, "--dry-run"); !strings.Contains(res.Stdout+res.Stderr, "quorum") {
+		t.Errorf("dry run as bot: %s\n%s", res, res.Stdout)
+	}
+	if res := run("member", "remove", anyID, "--dry-run"); res.Code == 0 || !strings.Contains(res.Stderr, "authentication is enabled") {
+		t.Errorf("dry run without --user: %s", res)
 	}
 }
 
