@@ -54,6 +54,24 @@ const (
 	metaRole     = "auth/role/"
 )
 
+// MetaRecords is the persisted form of an auth state whose users and roles
+// are already encoded authpb.User / authpb.Role messages (etcd's own
+// encoding, so an etcd backend's records carry over unchanged).
+func MetaRecords(enabled bool, revision uint64, users, roles map[string][]byte) map[string][]byte {
+	out := map[string][]byte{metaRevision: []byte(strconv.FormatUint(revision, 10))}
+	out[metaEnabled] = []byte("0")
+	if enabled {
+		out[metaEnabled] = []byte("1")
+	}
+	for name, u := range users {
+		out[metaUser+name] = u
+	}
+	for name, r := range roles {
+		out[metaRole+name] = r
+	}
+	return out
+}
+
 // Meta is where the store persists itself: the apply batch's meta bucket,
 // written in the same transaction as the applied index.
 type Meta interface {

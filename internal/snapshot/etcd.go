@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cadrekv/cadre/internal/auth"
 	"github.com/cadrekv/cadre/internal/lease"
 )
 
@@ -22,8 +23,11 @@ import (
 //	meta   "finishedCompactRev", "scheduledCompactRev": revision keys as above;
 //	       "consistent_index", "term", "confState", "storageVersion", ...
 //	lease  8-byte BE lease ID -> leasepb.Lease{ID=1, TTL=2, RemainingTTL=3}
-//	members, members_removed, cluster, alarm, auth*: not migrated (the new
-//	cluster has its own members; Cadre has no auth).
+//	auth   "authEnabled" (1 byte), "authRevision" (8 bytes BE)
+//	authUsers / authRoles   name -> authpb.User / authpb.Role (bcrypt hashes
+//	       inside, so passwords keep working)
+//	members, members_removed, cluster, alarm: not migrated (the new cluster
+//	has its own members, and starts without the old one's alarms).
 //
 // Revisions are kept exactly (main and sub), so mod revisions, create
 // revisions and versions read the same on Cadre.
@@ -63,7 +67,10 @@ func convertEtcd(src, dst string, lg *slog.Logger) (compactPlan, error) {
 		return plan, fmt.Errorf("snapshot: create buckets in %s: %w", dst, err)
 	}
 
-	var stats struct{ revisions, leases int }
+	var stats struct {
+		revisions, leases, users, roles int
+		authEnabled                     bool
+	}
 	var finished int64
 	err = in.View(func(itx *bolt.Tx) error {
 		meta := itx.Bucket(etcdMeta)
@@ -74,10 +81,10 @@ func convertEtcd(src, dst string, lg *slog.Logger) (compactPlan, error) {
 		if sched, _ := etcdMetaRev(meta, "scheduledCompactRev"); sched > finished {
 			plan.compactTo = sched // etcd would finish this compaction at start
 		}
-		if v := meta.Get([]byte("authEnabled")); len(v) == 1 && v[0] == 1 {
-			lg.Warn("the etcd snapshot has authentication enabled; Cadre does not migrate users and roles")
-		}
 		var err error
+		if stats.users, stats.roles, stats.authEnabled, err = copyEtcdAuth(itx, out); err != nil {
+			return err
+		}
 		if stats.revisions, plan.floor, err = copyEtcdKeys(itx.Bucket(etcdKey), out); err != nil {
 			return err
 		}
@@ -101,7 +108,8 @@ func convertEtcd(src, dst string, lg *slog.Logger) (compactPlan, error) {
 		os.Remove(dst)
 		return plan, fmt.Errorf("snapshot: write %s: %w", dst, err)
 	}
-	lg.Info("converted etcd snapshot", "revisions", stats.revisions, "leases", stats.leases, "compacted", finished)
+	lg.Info("converted etcd snapshot", "revisions", stats.revisions, "leases", stats.leases, "compacted", finished,
+		"users", stats.users, "roles", stats.roles, "auth-enabled", stats.authEnabled)
 	return plan, nil
 }
 
@@ -227,4 +235,42 @@ func decodeEtcdLease(b []byte) (id, ttl int64, err error) {
 		return 0, 0, fmt.Errorf("lease ID is 0")
 	}
 	return id, ttl, nil
+}
+
+// copyEtcdAuth carries etcd's users, roles and auth switch over as Cadre's
+// auth records (same protobuf messages).
+func copyEtcdAuth(itx *bolt.Tx, out *bolt.DB) (users, roles int, enabled bool, err error) {
+	var rev uint64
+	if b := itx.Bucket([]byte("auth")); b != nil {
+		if v := b.Get([]byte("authEnabled")); len(v) == 1 && v[0] == 1 {
+			enabled = true
+		}
+		if v := b.Get([]byte("authRevision")); len(v) == 8 {
+			rev = binary.BigEndian.Uint64(v)
+		}
+	}
+	collect := func(name string) map[string][]byte {
+		m := map[string][]byte{}
+		if b := itx.Bucket([]byte(name)); b != nil {
+			_ = b.ForEach(func(k, v []byte) error {
+				m[string(k)] = append([]byte(nil), v...)
+				return nil
+			})
+		}
+		return m
+	}
+	u, r := collect("authUsers"), collect("authRoles")
+	if len(u) == 0 && len(r) == 0 && !enabled {
+		return 0, 0, false, nil
+	}
+	err = out.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(cadreMeta)
+		for k, v := range auth.MetaRecords(enabled, rev, u, r) {
+			if err := meta.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return len(u), len(r), enabled, err
 }

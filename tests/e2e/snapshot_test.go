@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -260,39 +261,9 @@ func etcdctlGet(t *testing.T, endpoint string, args ...string) (snapGetJSON, str
 // keys, values and revisions, now and in history; the lease survives.
 func TestMigrateFromEtcd(t *testing.T) {
 	framework.SkipUnlessCadre(t)
-	etcdBin := etcdServerOrSkip(t)
-	ports := framework.FreePorts(t, 2)
-	client := "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	etcd := exec.Command(etcdBin, "--name", "e1", "--data-dir", filepath.Join(dir, "etcd.data"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "e1="+peer)
-	etcd.Stdout, etcd.Stderr = logf, logf
-	if err := etcd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stopEtcd := func() {
-		if !stopped {
-			stopped = true
-			_ = etcd.Process.Kill()
-			_ = etcd.Wait()
-		}
-	}
-	t.Cleanup(stopEtcd)
-
+	client, dir, stopEtcd := startEtcd(t)
 	ctx := ctxFor(t, 2*time.Minute)
 	ecli := framework.NewClient(t, client)
-	eventually(t, 30*time.Second, "etcd answering", func() error {
-		_, err := ecli.Get(ctx, "probe")
-		return err
-	})
 	mustPut := func(k, v string, opts ...clientv3.OpOption) {
 		t.Helper()
 		if _, err := ecli.Put(ctx, k, v, opts...); err != nil {
@@ -355,5 +326,87 @@ func TestMigrateFromEtcd(t *testing.T) {
 	res = framework.RunProcess(t, framework.Etcdctl(t), []string{"--endpoints", ep, "put", "/m/new", "x", "-w", "json"}, nil)
 	if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf(`"revision":%d`, wantNow.Header.Revision+1)) {
 		t.Fatalf("put after migration: %s", res)
+	}
+}
+
+// startEtcd runs one real etcd member on loopback for a migration test and
+// waits until it answers; stop kills it (also at the end of the test).
+func startEtcd(t *testing.T) (client, dir string, stop func()) {
+	t.Helper()
+	etcdBin := etcdServerOrSkip(t)
+	ports := framework.FreePorts(t, 2)
+	client = "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	dir = t.TempDir()
+	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	etcd := exec.Command(etcdBin, "--name", "e1", "--data-dir", filepath.Join(dir, "etcd.data"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "e1="+peer)
+	etcd.Stdout, etcd.Stderr = logf, logf
+	if err := etcd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			_ = etcd.Process.Kill()
+			_ = etcd.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	cli := framework.NewClient(t, client)
+	eventually(t, 30*time.Second, "etcd answering", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := cli.Get(ctx, "probe")
+		return err
+	})
+	return client, dir, stop
+}
+
+// TestMigrateAuthFromEtcd: users, roles, permissions and the auth switch of
+// an etcd snapshot carry over to Cadre; passwords keep working.
+func TestMigrateAuthFromEtcd(t *testing.T) {
+	framework.SkipUnlessCadre(t)
+	client, dir, stopEtcd := startEtcd(t)
+	etcdctl := func(ep string, args ...string) framework.Result {
+		return framework.RunProcess(t, framework.Etcdctl(t), append([]string{"--endpoints", ep}, args...), nil)
+	}
+	for _, args := range [][]string{
+		{"user", "add", "root", "--new-user-password", rootPW},
+		{"auth", "enable"},
+		{"--user", "root:" + rootPW, "role", "add", "app"},
+		{"--user", "root:" + rootPW, "role", "grant-permission", "app", "readwrite", "/app/", "--prefix"},
+		{"--user", "root:" + rootPW, "user", "add", "alice", "--new-user-password", alicePW},
+		{"--user", "root:" + rootPW, "user", "grant-role", "alice", "app"},
+		{"--user", "alice:" + alicePW, "put", "/app/x", "from-etcd"},
+	} {
+		if res := etcdctl(client, args...); res.Code != 0 {
+			t.Fatalf("etcdctl %v on etcd: %s", args, res)
+		}
+	}
+	file := filepath.Join(dir, "auth-snapshot.db")
+	if res := etcdctl(client, "--user", "root:"+rootPW, "snapshot", "save", file); res.Code != 0 {
+		t.Fatalf("snapshot save: %s", res)
+	}
+	stopEtcd()
+	procs, _ := restoreCluster(t, file, 1)
+	ep := procs[0].Endpoint()
+	if res := etcdctl(ep, "--user", "alice:"+alicePW, "get", "/app/x", "--print-value-only"); res.Code != 0 || strings.TrimSpace(res.Stdout) != "from-etcd" {
+		t.Fatalf("alice on Cadre after migration: %s", res)
+	}
+	if res := etcdctl(ep, "--user", "alice:"+alicePW, "put", "/etc/x", "1"); res.Code == 0 || !strings.Contains(res.Stderr, "permission denied") {
+		t.Fatalf("alice outside her prefix after migration: %s", res)
+	}
+	if res := etcdctl(ep, "get", "/app/x"); res.Code == 0 || !strings.Contains(res.Stderr, "user name is empty") {
+		t.Fatalf("anonymous read after migration (auth should stay on): %s", res)
+	}
+	if res := etcdctl(ep, "--user", "root:"+rootPW, "role", "get", "app"); res.Code != 0 || !strings.Contains(res.Stdout, "(prefix /app/)") {
+		t.Fatalf("role after migration: %s", res)
 	}
 }
