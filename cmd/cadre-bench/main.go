@@ -191,12 +191,27 @@ func (b *bench) main(ctx context.Context, out string, cadreOnly bool) error {
 		}
 	}
 
-	if !cadreOnly {
-		if err := b.server(ctx, "etcd", etcdBin, toolBin); err != nil {
+	// Both clusters run side by side and every workload runs on etcd, then
+	// at once on Cadre: outside load that comes and goes hits both sides of
+	// a row alike, instead of one whole phase.
+	kinds := []struct{ kind, bin string }{{"etcd", etcdBin}, {"cadre", cadreBin}}
+	if cadreOnly {
+		kinds = kinds[1:]
+	}
+	var sides []*side
+	defer func() {
+		for _, sd := range sides {
+			sd.close()
+		}
+	}()
+	for _, k := range kinds {
+		sd, err := b.startSide(ctx, k.kind, k.bin, toolBin)
+		if err != nil {
 			return err
 		}
+		sides = append(sides, sd)
 	}
-	if err := b.server(ctx, "cadre", cadreBin, toolBin); err != nil {
+	if err := b.runInterleaved(ctx, sides); err != nil {
 		return err
 	}
 
@@ -215,52 +230,73 @@ func (b *bench) main(ctx context.Context, out string, cadreOnly bool) error {
 		"etcd": etcdVersion, "benchmark_tool": benchToolVersion})
 }
 
-// server runs every selected workload against a fresh 3-member cluster of
-// one kind. A failing workload is noted and the next one runs; only a
-// cluster that will not start (or Ctrl-C) ends the run.
-func (b *bench) server(ctx context.Context, kind, bin, toolBin string) error {
+// side is one server kind's 3-member cluster and its workloads.
+type side struct {
+	kind   string
+	c      *cluster
+	w      *workloads
+	close  func()
+	broken bool // the cluster lost its quorum: its remaining rows are skipped
+}
+
+// startSide starts a fresh 3-member cluster of one kind.
+func (b *bench) startSide(ctx context.Context, kind, bin, toolBin string) (*side, error) {
 	dir := filepath.Join(b.out, kind)
 	c, err := newCluster(kind, bin, dir, 3, b.reg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
+	closeFn := func() {
 		c.close()
 		for _, m := range c.members {
 			_ = copyFile(filepath.Join(b.out, "raw", kind+"-"+m.name+".log"), m.logPath)
 			// The data dirs (100+ MB after the load) are not worth keeping.
 			_ = os.RemoveAll(m.dataDir)
 		}
-	}()
+	}
 	b.logf("[%s] starting 3 members in %s", kind, dir)
 	if err := c.start(ctx); err != nil {
-		return err
+		closeFn()
+		return nil, err
 	}
 	if _, _, err := c.leader(ctx, 20*time.Second); err != nil {
-		return err
+		closeFn()
+		return nil, err
 	}
-	w := &workloads{b: b, c: c, kind: kind, tool: toolBin}
+	return &side{kind: kind, c: c, w: &workloads{b: b, c: c, kind: kind, tool: toolBin}, close: closeFn}, nil
+}
+
+// runInterleaved runs every selected workload on each side in turn. A
+// failing workload is noted and the next one runs; only Ctrl-C ends the
+// run early.
+func (b *bench) runInterleaved(ctx context.Context, sides []*side) error {
 	steps := []struct {
 		name string
-		fn   func(context.Context) error
+		fn   func(*workloads, context.Context) error
 	}{
-		{"rss", w.rssIdle}, {"put1", w.put1}, {"put100", w.put100}, {"range", w.rangeOne},
-		{"txn", w.txnMixed}, {"cas", w.cas}, {"watch", w.watch}, {"learner", w.learner}, {"gap", w.gaps},
+		{"rss", (*workloads).rssIdle}, {"put1", (*workloads).put1}, {"put100", (*workloads).put100},
+		{"range", (*workloads).rangeOne}, {"txn", (*workloads).txnMixed}, {"cas", (*workloads).cas},
+		{"watch", (*workloads).watch}, {"learner", (*workloads).learner}, {"gap", (*workloads).gaps},
 	}
 	for _, s := range steps {
 		if !b.sel[s.name] {
 			continue
 		}
-		b.logf("[%s] %s", kind, s.name)
-		err := s.fn(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			b.logf("[%s] %s failed: %v", kind, s.name, err)
-			b.res.note(kind, "%s: %v", s.name, err)
-			if errors.Is(err, ErrCluster) && len(c.running()) < 2 {
-				return err
+		for _, sd := range sides {
+			if sd.broken {
+				continue
+			}
+			b.logf("[%s] %s", sd.kind, s.name)
+			err := s.fn(sd.w, ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				b.logf("[%s] %s failed: %v", sd.kind, s.name, err)
+				b.res.note(sd.kind, "%s: %v", s.name, err)
+				if errors.Is(err, ErrCluster) && len(sd.c.running()) < 2 {
+					sd.broken = true
+				}
 			}
 		}
 	}
