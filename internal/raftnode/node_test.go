@@ -200,22 +200,26 @@ func TestSnapshotEverySnapshotCount(t *testing.T) {
 	waitLeader(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for i := 0; i < 25; i++ {
-		if err := n.Propose(ctx, []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	snaps := func() int {
 		log.mu.Lock()
-		k := len(log.snaps)
-		log.mu.Unlock()
-		if k >= 2 {
-			break
+		defer log.mu.Unlock()
+		return len(log.snaps)
+	}
+	// Two rounds of more than snapshot-count entries, each waited for: a
+	// snapshot is taken per applied batch, so entries applied in one batch
+	// can only ever make one.
+	for round := 1; round <= 2; round++ {
+		for i := 0; i < 12; i++ {
+			if err := n.Propose(ctx, []byte{byte(round), byte(i)}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d snapshots after 25+ entries with snapshot-count 10, want >= 2", k)
+		deadline := time.Now().Add(5 * time.Second)
+		for snaps() < round {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d snapshots after %d entries with snapshot-count 10, want >= %d", round, snaps(), 12*round, round)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
