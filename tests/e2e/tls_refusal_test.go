@@ -209,18 +209,24 @@ func testPeerRefusals(t *testing.T, flags []string, cases []peerRefusal) {
 			"--cert-file", ct.ServerCert, "--key-file", ct.ServerKey, "--trusted-ca-file", ct.CA.CertFile, "--client-cert-auth",
 			"--peer-cert-file", tc.cert, "--peer-key-file", tc.key, "--peer-trusted-ca-file", ct.CA.CertFile, "--peer-client-cert-auth"}
 		m := c.AddMemberProcess(t, tc.name, flags, etcdEnvLines(res.Stdout))
-		// It never becomes healthy: it cannot talk to any member.
-		time.Sleep(3 * time.Second)
+		// It never becomes healthy: it cannot talk to any member. Wait
+		// until a member has refused it (bounded), then a little longer.
+		logged := func() bool {
+			for _, o := range c.Members {
+				if o.LogContains(tc.reason) || (tc.name == "otherca" && o.LogContains("unknown certificate authority")) {
+					return true
+				}
+			}
+			return false
+		}
+		for deadline := time.Now().Add(15 * time.Second); framework.IsCadre() && !logged() && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second)
 		if m.Healthy() {
 			t.Fatalf("%s joined with a refused peer certificate", tc.name)
 		}
-		logged := false
-		for _, o := range c.Members {
-			if o.LogContains(tc.reason) || (tc.name == "otherca" && o.LogContains("unknown certificate authority")) {
-				logged = true
-			}
-		}
-		if framework.IsCadre() && !logged {
+		if framework.IsCadre() && !logged() {
 			t.Errorf("%s: no member logged the reason %q", tc.name, tc.reason)
 		}
 		m.Kill(t)
