@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -193,17 +194,23 @@ func (p *printer) fieldsLeaseID(id clientv3.LeaseID) {
 }
 
 func (p *printer) leaseGrant(r *clientv3.LeaseGrantResponse) error {
+	return p.leaseIDTTL(fmt.Sprintf("lease %016x granted with TTL(%ds)\n", r.ID, r.TTL), r.ResponseHeader, r.ID, r.TTL, r)
+}
+
+// leaseIDTTL prints a response made of a header, a lease ID and a TTL
+// (grant and keep-alive) in every format; simple is the simple line.
+func (p *printer) leaseIDTTL(simple string, h *pb.ResponseHeader, id clientv3.LeaseID, ttl int64, r any) error {
 	switch p.format {
 	case formatSimple:
-		fmt.Fprintf(p.out, "lease %016x granted with TTL(%ds)\n", r.ID, r.TTL)
+		fmt.Fprint(p.out, simple)
 	case formatFields:
-		p.fieldsHeader(r.ResponseHeader)
-		p.fieldsLeaseID(r.ID)
-		fmt.Fprintf(p.out, "\"TTL\" : %d\n", r.TTL)
+		p.fieldsHeader(h)
+		p.fieldsLeaseID(id)
+		fmt.Fprintf(p.out, "\"TTL\" : %d\n", ttl)
 	case formatJSON:
 		p.json(r)
 	case formatProtobuf:
-		return p.protobuf(r.ResponseHeader)
+		return p.protobuf(h)
 	default:
 		return p.unsupported()
 	}
@@ -229,21 +236,7 @@ func (p *printer) leaseRevoke(id clientv3.LeaseID, r *clientv3.LeaseRevokeRespon
 }
 
 func (p *printer) leaseKeepAlive(r *clientv3.LeaseKeepAliveResponse) error {
-	switch p.format {
-	case formatSimple:
-		fmt.Fprintf(p.out, "lease %016x keepalived with TTL(%d)\n", r.ID, r.TTL)
-	case formatFields:
-		p.fieldsHeader(r.ResponseHeader)
-		p.fieldsLeaseID(r.ID)
-		fmt.Fprintf(p.out, "\"TTL\" : %d\n", r.TTL)
-	case formatJSON:
-		p.json(r)
-	case formatProtobuf:
-		return p.protobuf(r.ResponseHeader)
-	default:
-		return p.unsupported()
-	}
-	return nil
+	return p.leaseIDTTL(fmt.Sprintf("lease %016x keepalived with TTL(%d)\n", r.ID, r.TTL), r.ResponseHeader, r.ID, r.TTL, r)
 }
 
 func (p *printer) leaseTimeToLive(r *clientv3.LeaseTimeToLiveResponse, keys bool) error {
