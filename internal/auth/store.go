@@ -19,6 +19,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cadrekv/cadre/internal/storage/schema"
 )
 
 // Errors, mapped once to etcd's rpctypes errors by the API layer.
@@ -47,11 +49,12 @@ const (
 	rootUser = "root"
 	rootRole = "root"
 
-	metaPrefix   = "auth/"
-	metaEnabled  = "auth/enabled"
-	metaRevision = "auth/revision"
-	metaUser     = "auth/user/"
-	metaRole     = "auth/role/"
+	// Backend keys (owned by internal/storage/schema).
+	metaPrefix   = schema.AuthPrefix
+	metaEnabled  = schema.AuthEnabled
+	metaRevision = schema.AuthRevision
+	metaUser     = schema.AuthUser
+	metaRole     = schema.AuthRole
 )
 
 // MetaRecords is the persisted form of an auth state whose users and roles

@@ -23,17 +23,18 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cadrekv/cadre/internal/storage/schema"
 )
 
 // MaxTTL is the largest TTL a lease can be granted, in seconds (as etcd).
-const MaxTTL = 9000000000
+const MaxTTL = schema.MaxLeaseTTL
 
 var (
 	ErrLeaseNotFound    = errors.New("lease not found")
 	ErrLeaseExists      = errors.New("lease already exists")
 	ErrNotPrimary       = errors.New("not the primary lessor (leader)")
 	ErrLeaseTTLTooLarge = errors.New("too large lease TTL")
-	ErrBadEncoding      = errors.New("bad lease encoding")
 )
 
 // Defaults for the optional Options fields.
@@ -246,6 +247,47 @@ func (l *Lessor) Lookup(id int64) (Info, bool) {
 		return Info{}, false
 	}
 	return l.infoLocked(ls, l.now()), true
+}
+
+// Exists reports whether lease id exists (cheap: no key list is built).
+func (l *Lessor) Exists(id int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.leases[id]
+	return ok
+}
+
+// Granted returns lease id's granted TTL.
+func (l *Lessor) Granted(id int64) (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ls, ok := l.leases[id]
+	if !ok {
+		return 0, false
+	}
+	return ls.granted, true
+}
+
+// Keys returns the keys attached to lease id, sorted.
+func (l *Lessor) Keys(id int64) [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ls, ok := l.leases[id]; ok {
+		return sortedKeys(ls.keys)
+	}
+	return nil
+}
+
+// IDs lists the lease IDs, sorted.
+func (l *Lessor) IDs() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int64, 0, len(l.leases))
+	for id := range l.leases {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Leases describes every lease, sorted by ID.

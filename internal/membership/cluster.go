@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 var (
@@ -100,52 +102,18 @@ func (c *Cluster) RemovedIDs() map[uint64]bool {
 	return out
 }
 
-// ValidateAdd checks that m may join: its ID is new and not removed, and no
-// peer URL is in use. Used both before proposing and again at apply.
-func (c *Cluster) ValidateAdd(m *Member) error {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.removed[m.ID] {
-		return ErrIDRemoved
-	}
-	if _, ok := c.members[m.ID]; ok {
-		return ErrIDExists
-	}
-	used := map[string]bool{}
-	for _, o := range c.members {
-		for _, u := range o.PeerURLs {
-			used[u] = true
-		}
-	}
-	for _, u := range m.PeerURLs {
-		if used[u] {
-			return ErrPeerURLExists
-		}
-	}
-	return nil
-}
-
-// Add adds a member (apply path).
+// Add adds m as it is (learner or voter) under the structural rules, with
+// no learner limit: how bootstrap and snapshot restore build a member set.
+// Runtime changes go through Apply.
 func (c *Cluster) Add(m *Member) error {
-	if err := c.ValidateAdd(m); err != nil {
-		return err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.members[m.ID] = m.clone()
-	return nil
+	return c.addLocked(c.memberList(), m, m.IsLearner, -1)
 }
 
-// Remove removes a member and remembers its ID forever (apply path).
+// Remove removes a member and remembers its ID forever.
 func (c *Cluster) Remove(id uint64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, err := c.lookupLocked(id); err != nil {
-		return err
-	}
-	delete(c.members, id)
-	c.removed[id] = true
-	return nil
+	return c.Apply(ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id})
 }
 
 // SetAttributes records a member's published name and client URLs.
@@ -220,46 +188,6 @@ func (c *Cluster) ReplaceWith(o *Cluster) {
 	for id := range o.removed {
 		c.removed[id] = true
 	}
-}
-
-// UpdatePeerURLs changes a member's peer URLs (apply path).
-func (c *Cluster) UpdatePeerURLs(id uint64, urls []string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, err := c.lookupLocked(id)
-	if err != nil {
-		return err
-	}
-	for oid, o := range c.members {
-		if oid == id {
-			continue
-		}
-		for _, u := range o.PeerURLs {
-			for _, n := range urls {
-				if u == n {
-					return ErrPeerURLExists
-				}
-			}
-		}
-	}
-	m.PeerURLs = append([]string(nil), urls...)
-	return nil
-}
-
-// Promote turns a learner into a voter (apply path). Promoting a voter
-// is refused so a replayed or duplicated promotion cannot go unnoticed.
-func (c *Cluster) Promote(id uint64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, err := c.lookupLocked(id)
-	if err != nil {
-		return err
-	}
-	if !m.IsLearner {
-		return ErrNotLearner
-	}
-	m.IsLearner = false
-	return nil
 }
 
 // lookupLocked finds a live member; callers hold mu. A removed ID is

@@ -256,41 +256,30 @@ func validPeerURL(s string) error {
 
 // urlOwner returns the member other than self already using one of urls.
 func urlOwner(v *View, urls []string, self uint64) (*Member, string) {
-	for _, m := range v.Members {
-		if m.ID == self {
-			continue
-		}
-		for _, u := range m.PeerURLs {
-			for _, n := range urls {
-				if normalizeURL(u) == normalizeURL(n) {
-					return m, n
-				}
-			}
-		}
-	}
-	return nil, ""
+	return peerURLOwner(v.Members, urls, self)
 }
 
 func judgeAdd(v *View, c Change) judgement {
 	if j := checkURLs(c.PeerURLs); j.err != nil {
 		return j
 	}
-	if v.Removed[c.ID] {
+	switch r := checkAdd(v.Members, v.Removed, c.ID, c.PeerURLs, c.IsLearner, v.MaxLearners); r.err {
+	case nil:
+	case ErrIDRemoved:
 		return refuse("retry: a new add computes a new ID", ErrIDRemoved, "new member ID %s belongs to a removed member and can never be reused", IDString(c.ID))
-	}
-	if v.member(c.ID) != nil {
+	case ErrIDExists:
 		return refuse("retry: a new add computes a new ID", ErrIDExists, "member ID %s already exists", IDString(c.ID))
-	}
-	if o, u := urlOwner(v, c.PeerURLs, 0); o != nil {
-		return refuse("give the new member its own peer URL; if "+labelID(v, o.ID)+" was added by mistake, remove it first",
-			ErrPeerURLExists, "peer URL %s is already used by member %s", u, labelID(v, o.ID))
-	}
-	voters, learners := v.voters(), v.learners()
-	if c.IsLearner && len(learners) >= v.MaxLearners {
+	case ErrPeerURLExists:
+		return refuse("give the new member its own peer URL; if "+labelID(v, r.owner.ID)+" was added by mistake, remove it first",
+			ErrPeerURLExists, "peer URL %s is already used by member %s", r.url, labelID(v, r.owner.ID))
+	case ErrTooManyLearners:
 		return refuse("promote or remove a learner first, or raise --max-learners on every member",
 			ErrTooManyLearners, "the cluster has %d learner(s) (%s) and allows at most %d (--max-learners)",
-			len(learners), names(learners), v.MaxLearners)
+			len(r.learners), names(r.learners), v.MaxLearners)
+	default:
+		return refuse("", r.err, "%v", r.err)
 	}
+	voters := v.voters()
 	after := len(voters)
 	if !c.IsLearner {
 		after++
@@ -429,7 +418,7 @@ func judgePromote(v *View, c Change) judgement {
 	if j.err != nil {
 		return j
 	}
-	if !m.IsLearner {
+	if checkPromote(m, false) == ErrNotLearner {
 		return refuse("nothing to do", ErrNotLearner, "%s is already a voting member", labelID(v, m.ID))
 	}
 	// Readiness is checked even without the strict check, as in etcd.

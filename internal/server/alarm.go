@@ -3,109 +3,24 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/cadrekv/cadre/internal/cerr"
-	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
 )
 
-// Alarms are raised and cleared through raft, so every member agrees; they
-// live in the backend's meta bucket ("alarm/<member>/<type>"). NOSPACE is
+// Alarms are raised and cleared through raft, so every member agrees
+// (applied by internal/apply into the backend's meta bucket). NOSPACE is
 // raised when a write would take the backend past --quota-backend-bytes:
 // writes are then refused until an operator compacts, defragments and
 // disarms, while reads and deletes keep working (etcd's behaviour).
 
-const metaAlarmPrefix = "alarm/"
-
-type alarmSet struct {
-	mu     sync.RWMutex
-	active map[string]*pb.AlarmMember // key: member/type
-}
-
-func alarmKey(member uint64, t pb.AlarmType) string {
-	return fmt.Sprintf("%s%016x/%d", metaAlarmPrefix, member, int32(t))
-}
-
-func (a *alarmSet) list() []*pb.AlarmMember {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	out := make([]*pb.AlarmMember, 0, len(a.active))
-	for _, m := range a.active {
-		out = append(out, &pb.AlarmMember{MemberID: m.MemberID, Alarm: m.Alarm})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].MemberID != out[j].MemberID {
-			return out[i].MemberID < out[j].MemberID
-		}
-		return out[i].Alarm < out[j].Alarm
-	})
-	return out
-}
-
-func (a *alarmSet) has(t pb.AlarmType) bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	for _, m := range a.active {
-		if m.Alarm == t {
-			return true
-		}
-	}
-	return false
-}
-
-// recoverAlarms reloads the active alarms from the backend.
-func (s *Server) recoverAlarms() error {
-	metas, err := s.store.MetaWithPrefix(metaAlarmPrefix)
-	if err != nil {
-		return fmt.Errorf("reading alarms from backend: %w", err)
-	}
-	s.alarms.mu.Lock()
-	defer s.alarms.mu.Unlock()
-	s.alarms.active = map[string]*pb.AlarmMember{}
-	for k := range metas {
-		var member uint64
-		var t int32
-		if _, err := fmt.Sscanf(strings.TrimPrefix(k, metaAlarmPrefix), "%016x/%d", &member, &t); err != nil {
-			return fmt.Errorf("unreadable alarm record %q", k)
-		}
-		s.alarms.active[k] = &pb.AlarmMember{MemberID: member, Alarm: pb.AlarmType(t)}
-	}
-	return nil
-}
-
-// applyAlarm applies an alarm change inside the apply batch.
-func (s *Server) applyAlarm(b *mvcc.Batch, r *pb.AlarmRequest) result {
-	k := alarmKey(r.MemberID, r.Alarm)
-	s.alarms.mu.Lock()
-	switch r.Action {
-	case pb.AlarmRequest_ACTIVATE:
-		if _, ok := s.alarms.active[k]; !ok {
-			s.alarms.active[k] = &pb.AlarmMember{MemberID: r.MemberID, Alarm: r.Alarm}
-			b.SetMeta(k, []byte{1})
-			s.lg.Warn("alarm raised", "alarm", r.Alarm.String(), "member", membership.IDString(r.MemberID))
-		}
-	case pb.AlarmRequest_DEACTIVATE:
-		if _, ok := s.alarms.active[k]; ok {
-			delete(s.alarms.active, k)
-			b.SetMeta(k, nil)
-			s.lg.Info("alarm cleared", "alarm", r.Alarm.String(), "member", membership.IDString(r.MemberID))
-		}
-	}
-	s.alarms.mu.Unlock()
-	return result{resp: &pb.AlarmResponse{Alarms: s.alarms.list()}}
-}
-
 // Alarm lists, raises or clears alarms (the latter two through raft).
 func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 	if r.Action == pb.AlarmRequest_GET {
-		return &pb.AlarmResponse{Alarms: s.alarms.list()}, nil
+		return &pb.AlarmResponse{Alarms: s.alarms.List()}, nil
 	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
 	if err != nil {
@@ -124,7 +39,7 @@ func (s *Server) checkQuota(r *pb.InternalRaftRequest, size int) error {
 	if r.Txn != nil && !txnWrites(r.Txn) {
 		return nil
 	}
-	if s.alarms.has(pb.AlarmType_NOSPACE) {
+	if s.alarms.Has(pb.AlarmType_NOSPACE) {
 		return cerr.ErrNoSpace
 	}
 	// Room for the request itself and bbolt's page overhead around it.

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cadrekv/cadre/internal/auth"
-	"github.com/cadrekv/cadre/internal/storage/mvcc"
 )
 
 // Auth requests: changes go through raft (passwords hashed here first, so
@@ -19,14 +18,6 @@ import (
 
 // AuthStore is the member's auth state (for the API's checks).
 func (s *Server) AuthStore() *auth.Store { return s.auth }
-
-func (s *Server) recoverAuth() error {
-	meta, err := s.store.MetaWithPrefix(auth.MetaPrefix())
-	if err != nil {
-		return fmt.Errorf("reading auth state from backend: %w", err)
-	}
-	return s.auth.Load(meta)
-}
 
 func (s *Server) initAuth() error {
 	s.auth = auth.New()
@@ -39,28 +30,6 @@ func (s *Server) initAuth() error {
 		s.jwt = j
 	}
 	return nil
-}
-
-// applyAuth applies an auth entry inside the apply batch.
-func (s *Server) applyAuth(b *mvcc.Batch, r *pb.InternalRaftRequest) (result, bool) {
-	if r.Authenticate != nil {
-		// Only the token's hash is in the entry (auth.TokenHash).
-		s.tokens.Add(r.Authenticate.SimpleToken, r.Authenticate.Name, s.auth.Revision())
-		return result{resp: &pb.AuthenticateResponse{}}, true
-	}
-	if r.AuthEnable == nil && r.AuthDisable == nil && r.AuthUserAdd == nil && r.AuthUserDelete == nil &&
-		r.AuthUserChangePassword == nil && r.AuthUserGrantRole == nil && r.AuthUserRevokeRole == nil &&
-		r.AuthRoleAdd == nil && r.AuthRoleDelete == nil && r.AuthRoleGrantPermission == nil && r.AuthRoleRevokePermission == nil {
-		return result{}, false
-	}
-	resp, err := s.auth.Apply(b, r)
-	if err != nil {
-		return result{err: err}, true
-	}
-	if r.AuthEnable != nil || r.AuthDisable != nil {
-		s.lg.Info("authentication changed", "enabled", s.auth.Enabled(), "auth-revision", s.auth.Revision())
-	}
-	return result{resp: resp}, true
 }
 
 // Authenticate checks a password and returns a new simple token.
@@ -128,4 +97,4 @@ func (s *Server) AuthChange(ctx context.Context, r *pb.InternalRaftRequest) (pro
 
 // LeaseKeys lists the keys attached to a lease (revoking needs write on
 // each of them).
-func (s *Server) LeaseKeys(id int64) ([][]byte, error) { return s.keysOfLease(id) }
+func (s *Server) LeaseKeys(id int64) ([][]byte, error) { return s.lessor.Keys(id), nil }

@@ -14,12 +14,14 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/cadrekv/cadre/internal/apply"
 	"github.com/cadrekv/cadre/internal/config"
 	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/metrics"
 	"github.com/cadrekv/cadre/internal/raftnode"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
+	"github.com/cadrekv/cadre/internal/storage/schema"
 	"github.com/cadrekv/cadre/internal/storage/wal"
 	"github.com/cadrekv/cadre/internal/tlsutil"
 	"github.com/cadrekv/cadre/internal/transport"
@@ -45,8 +47,6 @@ type walMetadata struct {
 	MemberID  uint64 `json:"memberID"`
 	ClusterID uint64 `json:"clusterID"`
 }
-
-const metaMembership = "membership"
 
 // New bootstraps a member in stages (backend, WAL and membership, transport,
 // raft) and starts it. A stage that fails closes the ones before it.
@@ -92,17 +92,12 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 			s.store.Close()
 		}
 	}()
-	s.lessor = lease.New(lease.Options{MinTTL: minLeaseTTL(cfg.ElectionTimeout), Logger: lg})
-	if err = s.recoverLeases(); err != nil {
-		return nil, err
-	}
-	if err = s.recoverAlarms(); err != nil {
-		return nil, err
-	}
+	// The lessor applies TTLs as proposed: the proposer raises them to
+	// the minimum (LeaseGrant), so a member's own election timeout never
+	// changes replicated state.
+	s.lessor = lease.New(lease.Options{Logger: lg})
+	s.alarms = apply.NewAlarms()
 	if err = s.initAuth(); err != nil {
-		return nil, err
-	}
-	if err = s.recoverAuth(); err != nil {
 		return nil, err
 	}
 
@@ -130,6 +125,20 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 	}()
 	s.lg = lg.With(idAttr("local-member-id", s.id), idAttr("cluster-id", s.ClusterID()))
 	s.reqID.Store(initialRequestID(s.id))
+	s.applier = apply.New(apply.Config{
+		Backend: backend{s.store},
+		Lessor:  s.lessor,
+		Auth:    s.auth,
+		Alarms:  s.alarms,
+		Members: s.cluster,
+		OnAuthenticate: func(hash, user string, rev uint64) {
+			s.tokens.Add(hash, user, rev)
+		},
+		Logger: s.lg,
+	})
+	if err = s.applier.Recover(s.ClusterID()); err != nil {
+		return nil, err
+	}
 
 	// Stage 3: transport (its own log lines carry the member ID).
 	s.tr = transport.New(transport.Config{
@@ -174,9 +183,8 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		s.addPeer(m)
 	}
 	for _, p := range peers {
-		var m membership.Member
-		if err := json.Unmarshal(p.Context, &m); err == nil {
-			s.addPeer(&m)
+		if m, err := membership.DecodeMemberContext(p.Context); err == nil {
+			s.addPeer(m)
 		}
 	}
 	if err = s.listenPeers(); err != nil {
@@ -209,8 +217,7 @@ func (s *Server) bootstrapNew(plan *joinPlan, lg *slog.Logger) ([]raft.Peer, err
 	s.wal = w
 	peers := make([]raft.Peer, 0, len(members))
 	for _, m := range members {
-		ctx, _ := json.Marshal(m)
-		peers = append(peers, raft.Peer{ID: m.ID, Context: ctx})
+		peers = append(peers, raft.Peer{ID: m.ID, Context: membership.MemberContext(m)})
 	}
 	return peers, nil
 }
@@ -350,29 +357,21 @@ func (s *Server) restartFromDisk(ms *raft.MemoryStorage, start *raftnode.Config,
 	return nil
 }
 
-// loadMembership reads the membership saved with the backend data.
+// loadMembership reads the membership saved with the backend data (the
+// applier reloads it with the rest of the state; this is needed earlier,
+// to check the peers before raft starts).
 func (s *Server) loadMembership(clusterID uint64) error {
-	b, err := s.store.Meta(metaMembership)
+	b, err := s.store.Meta(schema.MetaMembership)
 	if err != nil {
 		return fmt.Errorf("reading membership from backend: %w", err)
 	}
-	if b == nil {
-		if s.cluster == nil {
-			s.cluster = membership.New(clusterID)
-		} else {
-			s.cluster.ReplaceWith(membership.New(clusterID))
+	c := membership.New(clusterID)
+	if b != nil {
+		if c, err = membership.Unmarshal(b); err != nil {
+			return err
 		}
-		return nil
 	}
-	c, err := membership.Unmarshal(b)
-	if err != nil {
-		return err
-	}
-	if s.cluster == nil {
-		s.cluster = c
-	} else {
-		s.cluster.ReplaceWith(c)
-	}
+	s.cluster = c
 	return nil
 }
 

@@ -27,7 +27,7 @@ func (s *Server) corruptCheckLoop() {
 		case <-s.stopping:
 			return
 		case <-t.C:
-			if s.node.IsLeader() && !s.alarms.has(pb.AlarmType_CORRUPT) {
+			if s.node.IsLeader() && !s.alarms.Has(pb.AlarmType_CORRUPT) {
 				s.corruptCheckOnce()
 			}
 		}
@@ -89,7 +89,7 @@ func (s *Server) checkCorrupt(r *pb.InternalRaftRequest) error {
 		(r.Txn == nil || !txnChanges(r.Txn)) {
 		return nil
 	}
-	if s.alarms.has(pb.AlarmType_CORRUPT) {
+	if s.alarms.Has(pb.AlarmType_CORRUPT) {
 		return cerr.ErrCorrupt
 	}
 	return nil

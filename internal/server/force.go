@@ -51,15 +51,15 @@ func (s *Server) forceNewCluster(w *wal.WAL, rep *wal.Replay, applied uint64, lg
 		if e.GetType() != raftpb.EntryConfChange {
 			continue
 		}
-		var cc raftpb.ConfChange
-		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+		_, cc, err := membership.DecodeConfChange(e.GetData())
+		if err != nil {
 			return fmt.Errorf("--force-new-cluster: decoding conf change at %d: %w", e.GetIndex(), err)
 		}
-		switch cc.GetType() {
+		switch cc.Type {
 		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
-			ids[cc.GetNodeId()] = true
+			ids[cc.NodeID] = true
 		case raftpb.ConfChangeRemoveNode:
-			delete(ids, cc.GetNodeId())
+			delete(ids, cc.NodeID)
 		}
 	}
 	for _, m := range s.cluster.Members() {
@@ -83,12 +83,7 @@ func (s *Server) forceNewCluster(w *wal.WAL, rep *wal.Replay, applied uint64, lg
 	next := commit + 1
 	var added []*raftpb.Entry
 	for _, id := range others {
-		cc := &raftpb.ConfChange{Type: new(raftpb.ConfChangeRemoveNode), NodeId: new(id)}
-		data, err := proto.Marshal(cc)
-		if err != nil {
-			return err
-		}
-		added = append(added, &raftpb.Entry{Type: new(raftpb.EntryConfChange), Term: new(term), Index: new(next), Data: data})
+		added = append(added, &raftpb.Entry{Type: new(raftpb.EntryConfChange), Term: new(term), Index: new(next), Data: membership.RemoveEntryData(id)})
 		next++
 	}
 	newCommit := commit + uint64(len(added))

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,17 +17,11 @@ import (
 	"github.com/cadrekv/cadre/internal/cerr"
 	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
-	"github.com/cadrekv/cadre/internal/storage/mvcc"
 )
 
 // Leases: grants, revocations and checkpoints go through raft and are
 // applied on every member; only the leader tracks expiry and keep-alives.
-// A lease's keys are found by scanning for keys that carry its ID (revoke
-// and time-to-live are rare next to puts, which then need no bookkeeping).
-
-const metaLeasePrefix = "lease/"
-
-func leaseMetaKey(id int64) string { return fmt.Sprintf("%s%016x", metaLeasePrefix, uint64(id)) }
+// The lessor knows each lease's keys (kept by the apply path).
 
 // minLeaseTTL is etcd's rule: a lease must outlive a leader election, so a
 // granted TTL is at least 1.5 election timeouts, in whole seconds.
@@ -36,128 +29,14 @@ func minLeaseTTL(election time.Duration) int64 {
 	return int64(math.Ceil(1.5 * election.Seconds()))
 }
 
-// recoverLeases rebuilds the lessor from the backend (start, snapshot).
-func (s *Server) recoverLeases() error {
-	metas, err := s.store.MetaWithPrefix(metaLeasePrefix)
-	if err != nil {
-		return fmt.Errorf("reading leases from backend: %w", err)
-	}
-	infos := make([]lease.Info, 0, len(metas))
-	for k, v := range metas {
-		id, granted, remaining, err := lease.Decode(v)
-		if err != nil {
-			return fmt.Errorf("decoding lease %s: %w", k, err)
-		}
-		infos = append(infos, lease.Info{ID: id, GrantedTTL: granted, RemainingTTL: remaining})
-	}
-	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
-	s.lessor.Recover(infos)
-	return nil
-}
-
-// applyLease applies lease requests inside the apply batch.
-func (s *Server) applyLease(b *mvcc.Batch, r *pb.InternalRaftRequest) (result, bool) {
-	switch {
-	case r.LeaseGrant != nil:
-		g := r.LeaseGrant
-		info, err := s.lessor.Grant(g.ID, g.TTL)
-		if err != nil {
-			return result{err: err}, true
-		}
-		b.SetMeta(leaseMetaKey(info.ID), lease.Encode(info.ID, info.GrantedTTL, info.GrantedTTL))
-		return result{resp: &pb.LeaseGrantResponse{ID: info.ID, TTL: info.GrantedTTL}}, true
-	case r.LeaseRevoke != nil:
-		id := r.LeaseRevoke.ID
-		if _, ok := s.lessor.Lookup(id); !ok {
-			return result{err: lease.ErrLeaseNotFound}, true
-		}
-		keys, err := s.keysOfLease(id)
-		if err != nil {
-			return result{err: err}, true
-		}
-		for _, k := range keys {
-			if _, err := b.DeleteRange(&pb.DeleteRangeRequest{Key: k}); err != nil {
-				return result{err: err}, true
-			}
-		}
-		if _, err := s.lessor.Revoke(id); err != nil {
-			return result{err: err}, true
-		}
-		b.SetMeta(leaseMetaKey(id), nil)
-		return result{resp: &pb.LeaseRevokeResponse{}}, true
-	case r.LeaseCheckpoint != nil:
-		for _, c := range r.LeaseCheckpoint.Checkpoints {
-			info, ok := s.lessor.Lookup(c.ID)
-			if !ok {
-				continue // revoked meanwhile
-			}
-			if err := s.lessor.Checkpoint(c.ID, c.Remaining_TTL); err == nil {
-				b.SetMeta(leaseMetaKey(c.ID), lease.Encode(c.ID, info.GrantedTTL, c.Remaining_TTL))
-			}
-		}
-		return result{resp: &pb.LeaseCheckpointResponse{}}, true
-	}
-	return result{}, false
-}
-
-// checkLeases refuses a put or txn that names a lease that does not exist
-// (at apply, so every member decides the same). For a txn, every put of
-// both branches is checked: stricter than etcd, which checks only the
-// branch that runs.
-func (s *Server) checkLeases(r *pb.InternalRaftRequest) error {
-	var walk func(ops []*pb.RequestOp) error
-	check := func(id int64) error {
-		if id == 0 {
-			return nil
-		}
-		if _, ok := s.lessor.Lookup(id); !ok {
-			return lease.ErrLeaseNotFound
-		}
-		return nil
-	}
-	walk = func(ops []*pb.RequestOp) error {
-		for _, op := range ops {
-			switch x := op.Request.(type) {
-			case *pb.RequestOp_RequestPut:
-				if err := check(x.RequestPut.Lease); err != nil {
-					return err
-				}
-			case *pb.RequestOp_RequestTxn:
-				if err := walk(x.RequestTxn.Success); err != nil {
-					return err
-				}
-				if err := walk(x.RequestTxn.Failure); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	switch {
-	case r.Put != nil:
-		return check(r.Put.Lease)
-	case r.Txn != nil:
-		if err := walk(r.Txn.Success); err != nil {
-			return err
-		}
-		return walk(r.Txn.Failure)
-	}
-	return nil
-}
-
-func (s *Server) keysOfLease(id int64) ([][]byte, error) {
-	all, err := s.store.KeysWithLease()
-	if err != nil {
-		return nil, err
-	}
-	return all[id], nil
-}
-
 // LeaseGrant grants a lease through raft; an ID of 0 gets a fresh one.
 func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
 	if r.ID == 0 {
 		r.ID = s.newLeaseID()
 	}
+	// The minimum is applied here, before proposing, so the TTL every
+	// member stores does not depend on its own election timeout.
+	r.TTL = max(r.TTL, minLeaseTTL(s.cfg.ElectionTimeout))
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: r})
 	if err != nil {
 		return nil, err
@@ -172,7 +51,7 @@ func (s *Server) newLeaseID() int64 {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id := int64(binary.BigEndian.Uint64(b[:]) & math.MaxInt64)
-		if _, used := s.lessor.Lookup(id); id != 0 && !used {
+		if id != 0 && !s.lessor.Exists(id) {
 			return id
 		}
 	}
@@ -217,11 +96,7 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, id int64, keys bool) (*pb.
 	}
 	resp := &pb.LeaseTimeToLiveResponse{ID: id, TTL: info.RemainingTTL, GrantedTTL: info.GrantedTTL}
 	if keys {
-		ks, err := s.keysOfLease(id)
-		if err != nil {
-			return nil, err
-		}
-		resp.Keys = ks
+		resp.Keys = s.lessor.Keys(id)
 	}
 	return resp, nil
 }
@@ -229,8 +104,8 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, id int64, keys bool) (*pb.
 // LeaseLeases lists the leases.
 func (s *Server) LeaseLeases(ctx context.Context) (*pb.LeaseLeasesResponse, error) {
 	resp := &pb.LeaseLeasesResponse{}
-	for _, l := range s.lessor.Leases() {
-		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})
+	for _, id := range s.lessor.IDs() {
+		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
 	}
 	return resp, nil
 }

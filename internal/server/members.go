@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -65,31 +63,21 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 	if err := membership.Validate(v, c); err != nil {
 		return nil, err
 	}
-	cc := &raftpb.ConfChange{NodeId: new(c.ID)}
 	var m *membership.Member
 	switch c.Kind {
 	case membership.ChangeAdd:
 		m = &membership.Member{ID: c.ID, PeerURLs: c.PeerURLs, IsLearner: c.IsLearner}
-		cc.Type = new(raftpb.ConfChangeAddNode)
-		if c.IsLearner {
-			cc.Type = new(raftpb.ConfChangeAddLearnerNode)
-		}
-	case membership.ChangeRemove:
-		cc.Type = new(raftpb.ConfChangeRemoveNode)
 	case membership.ChangeUpdate:
 		m = s.cluster.Member(c.ID)
 		m.PeerURLs = c.PeerURLs
-		cc.Type = new(raftpb.ConfChangeUpdateNode)
 	case membership.ChangePromote:
 		m = s.cluster.Member(c.ID)
-		m.IsLearner = false
-		cc.Type = new(raftpb.ConfChangeAddNode)
-	default:
-		return nil, fmt.Errorf("unknown membership change %d", c.Kind)
 	}
-	if m != nil {
-		b, _ := json.Marshal(m)
-		cc.Context = b
+	// The learner limit travels in the entry: every member applies the
+	// leader's limit, not its own --max-learners.
+	cc, err := membership.NewConfChange(c.Kind, m, c.ID, s.cfg.MaxLearners)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.proposeConfChange(ctx, cc); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cadrekv/cadre/internal/apply"
 	"github.com/cadrekv/cadre/internal/auth"
 	"github.com/cadrekv/cadre/internal/config"
 	"github.com/cadrekv/cadre/internal/lease"
@@ -46,15 +47,16 @@ type Server struct {
 	clusterID atomic.Uint64
 	cluster   *membership.Cluster
 
-	wal    *wal.WAL
-	store  *mvcc.Store
-	lessor *lease.Lessor
-	alarms alarmSet
-	auth   *auth.Store
-	tokens *auth.Tokens
-	jwt    *auth.JWT // --auth-token jwt: tokens are signed, not replicated
-	node   *raftnode.Node
-	tr     *transport.Transport
+	wal     *wal.WAL
+	store   *mvcc.Store
+	lessor  *lease.Lessor
+	alarms  *apply.Alarms
+	applier *apply.Applier // the state machine: every committed entry goes through it
+	auth    *auth.Store
+	tokens  *auth.Tokens
+	jwt     *auth.JWT // --auth-token jwt: tokens are signed, not replicated
+	node    *raftnode.Node
+	tr      *transport.Transport
 
 	peerSrv   *http.Server
 	peerLns   []net.Listener

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cadrekv/cadre/internal/auth"
-	"github.com/cadrekv/cadre/internal/lease"
+	"github.com/cadrekv/cadre/internal/storage/schema"
 )
 
 // Migration from etcd 3.5+. etcd's backend (server/storage/schema):
@@ -95,7 +95,7 @@ func convertEtcd(src, dst string, lg *slog.Logger) (compactPlan, error) {
 		return plan, err
 	}
 	err = out.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(cadreMVCC).Put([]byte("compacted_rev"), binary.BigEndian.AppendUint64(nil, uint64(finished)))
+		return tx.Bucket(cadreMVCC).Put(schema.KeyCompactedRev, binary.BigEndian.AppendUint64(nil, uint64(finished)))
 	})
 	if err == nil {
 		err = out.Sync()
@@ -196,9 +196,9 @@ func copyEtcdLeases(src *bolt.Bucket, out *bolt.DB) (int, error) {
 			if err != nil {
 				return fmt.Errorf("%w: etcd lease %x: %v", ErrNotDatabase, k, err)
 			}
-			ttl = min(max(ttl, 1), lease.MaxTTL)
+			ttl = min(max(ttl, 1), schema.MaxLeaseTTL)
 			n++
-			return meta.Put(fmt.Appendf(nil, "lease/%016x", uint64(id)), lease.Encode(id, ttl, ttl))
+			return meta.Put([]byte(schema.LeaseKey(id)), schema.EncodeLease(id, ttl, ttl))
 		})
 	})
 	return n, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cadrekv/cadre/internal/storage/schema"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -111,9 +112,9 @@ func checkDB(tx *bolt.Tx, path string) error {
 
 // Buckets of the two layouts.
 var (
-	cadreKV   = []byte("kv")
-	cadreMVCC = []byte("mvcc")
-	cadreMeta = []byte("meta")
+	cadreKV   = schema.BucketKV
+	cadreMVCC = schema.BucketMVCC
+	cadreMeta = schema.BucketMeta
 
 	etcdKey   = []byte("key")
 	etcdMeta  = []byte("meta")

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
+	"github.com/cadrekv/cadre/internal/storage/schema"
 )
 
 // cadreSnapshot builds a Cadre store (revisions: a=1@2, b=1@3, a=2@4,
@@ -48,9 +48,9 @@ func cadreSnapshot(t testing.TB) string {
 	if _, err := b.Put(&pb.PutRequest{Key: []byte("c"), Value: []byte("1"), Lease: 7}); err != nil {
 		t.Fatal(err)
 	}
-	b.SetMeta("lease/0000000000000007", lease.Encode(7, 60, 30))
+	b.SetMeta("lease/0000000000000007", schema.EncodeLease(7, 60, 30))
 	b.SetMeta("alarm/0000000000000001/NOSPACE", []byte{1})
-	b.SetMeta(metaMembership, []byte(`{"clusterID":1,"members":[{"id":1,"peerURLs":["http://old:2380"]}]}`))
+	b.SetMeta(schema.MetaMembership, []byte(`{"clusterID":1,"members":[{"id":1,"peerURLs":["http://old:2380"]}]}`))
 	b.SetApplied(40, 5)
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)

@@ -14,19 +14,11 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
+	"github.com/cadrekv/cadre/internal/storage/schema"
 	"github.com/cadrekv/cadre/internal/storage/wal"
-)
-
-// Keys the server keeps in the meta bucket (internal/server: bootstrap.go,
-// alarm.go). Restore rewrites the first and drops the second: a new
-// cluster starts without the old one's alarms.
-const (
-	metaMembership  = "membership"
-	metaAlarmPrefix = "alarm/"
 )
 
 // RestoreConfig describes one member of the new cluster.
@@ -261,7 +253,7 @@ func finalizeDB(dbPath string, clusterID uint64, members []*membership.Member, p
 	if err != nil {
 		return fmt.Errorf("snapshot: the restored database does not open: %w", err)
 	}
-	alarms, err := s.MetaWithPrefix(metaAlarmPrefix)
+	alarms, err := s.MetaWithPrefix(schema.AlarmPrefix) // a new cluster starts without the old one's alarms
 	if err != nil {
 		s.Close()
 		return err
@@ -277,7 +269,7 @@ func finalizeDB(dbPath string, clusterID uint64, members []*membership.Member, p
 		s.Close()
 		return err
 	}
-	b.SetMeta(metaMembership, cl.Marshal())
+	b.SetMeta(schema.MetaMembership, cl.Marshal())
 	for k := range alarms {
 		b.SetMeta(k, nil)
 	}
@@ -317,7 +309,7 @@ func setCompacted(dbPath string, rev int64) error {
 		return fmt.Errorf("snapshot: open %s: %w", dbPath, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(cadreMVCC).Put([]byte("compacted_rev"), binary.BigEndian.AppendUint64(nil, uint64(rev)))
+		return tx.Bucket(cadreMVCC).Put(schema.KeyCompactedRev, binary.BigEndian.AppendUint64(nil, uint64(rev)))
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -346,17 +338,7 @@ func createWAL(dir string, self, clusterID uint64, members []*membership.Member,
 	}
 	ents := make([]*raftpb.Entry, 0, len(members))
 	for i, m := range members {
-		ctx, err := json.Marshal(m)
-		if err != nil {
-			w.Close()
-			return err
-		}
-		data, err := proto.Marshal(&raftpb.ConfChange{Type: new(raftpb.ConfChangeAddNode), NodeId: new(m.ID), Context: ctx})
-		if err != nil {
-			w.Close()
-			return err
-		}
-		ents = append(ents, &raftpb.Entry{Type: new(raftpb.EntryConfChange), Term: new(uint64(1)), Index: new(uint64(i + 1)), Data: data})
+		ents = append(ents, &raftpb.Entry{Type: new(raftpb.EntryConfChange), Term: new(uint64(1)), Index: new(uint64(i + 1)), Data: membership.AddEntryData(m)})
 	}
 	hs := &raftpb.HardState{Term: new(uint64(1)), Vote: new(uint64(0)), Commit: new(uint64(len(members)))}
 	err = w.Save(hs, ents)

@@ -12,9 +12,9 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
+	"github.com/cadrekv/cadre/internal/storage/schema"
 	"github.com/cadrekv/cadre/internal/storage/wal"
 )
 
@@ -148,15 +148,15 @@ func TestRestoreCadre(t *testing.T) {
 	if old := rangeAll(t, s, 3); len(old) != 2 || string(old[1].Key) != "b" {
 		t.Fatalf("history at 3 = %v", old)
 	}
-	raw, _ := s.Meta(metaMembership)
+	raw, _ := s.Meta(schema.MetaMembership)
 	cl, err := membership.Unmarshal(raw)
 	if err != nil || cl.ID() != wantCID || len(cl.Members()) != 3 || cl.Member(self.ID).Name != "n2" {
 		t.Fatalf("membership = %s (%v)", raw, err)
 	}
-	if alarms, _ := s.MetaWithPrefix(metaAlarmPrefix); len(alarms) != 0 {
+	if alarms, _ := s.MetaWithPrefix(schema.AlarmPrefix); len(alarms) != 0 {
 		t.Fatalf("alarms kept: %v", alarms)
 	}
-	if l, _ := s.Meta("lease/0000000000000007"); !bytes.Equal(l, lease.Encode(7, 60, 30)) {
+	if l, _ := s.Meta("lease/0000000000000007"); !bytes.Equal(l, schema.EncodeLease(7, 60, 30)) {
 		t.Fatalf("lease = %x", l)
 	}
 
@@ -310,7 +310,7 @@ func TestRestoreEtcd(t *testing.T) {
 		t.Fatalf("range at 2: %v, want compacted", err)
 	}
 	l, _ := s.Meta("lease/0000000000001234")
-	if id, ttl, rem, err := lease.Decode(l); err != nil || id != 0x1234 || ttl != 600 || rem != 600 {
+	if id, ttl, rem, err := schema.DecodeLease(l); err != nil || id != 0x1234 || ttl != 600 || rem != 600 {
 		t.Fatalf("lease = %x (%v)", l, err)
 	}
 	if idx, _ := s.Applied(); idx != 1 {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cadrekv/cadre/internal/storage/schema"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
@@ -67,7 +68,7 @@ func ReadStatus(path string) (Status, error) {
 			return err
 		}
 		st.Revision, st.TotalKey, err = countKeys(tx.Bucket(cadreKV), parseCadreRev)
-		if c := tx.Bucket(cadreMVCC).Get([]byte("compacted_rev")); len(c) == 8 {
+		if c := tx.Bucket(cadreMVCC).Get(schema.KeyCompactedRev); len(c) == 8 {
 			st.Revision = max(st.Revision, int64(binary.BigEndian.Uint64(c)))
 		}
 		return err

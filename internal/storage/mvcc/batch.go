@@ -45,6 +45,8 @@ type Batch struct {
 	err   error
 	done  bool
 
+	onWrite func(key []byte, lease int64, tomb bool) // see OnWrite
+
 	ov    []pendingKV // the store's overlay plus this batch's writes (deferred mode)
 	ops   int         // writes to the transaction
 	dirty bool        // the transaction was changed by this batch
@@ -198,6 +200,9 @@ func (b *Batch) write(ki *keyIndex, key, value []byte, lease int64, tomb bool) e
 		b.ov = append(b.ov, pendingKV{rev: r, tomb: tomb, val: val})
 	}
 	b.sub++
+	if b.onWrite != nil {
+		b.onWrite(key, lease, tomb)
+	}
 	if b.record {
 		b.recordEvent(key, value, create, r.main, ver, lease, tomb, prev)
 	}
@@ -313,6 +318,37 @@ func (b *Batch) deleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse
 	}
 	resp.Header.Revision = b.readRev()
 	return resp, nil
+}
+
+// OnWrite makes the batch call fn with every write it makes, in order, as
+// it makes it: the key, the lease the new version carries (0 for none or a
+// deletion) and whether it is a deletion. The apply path keeps each
+// lease's key set with it, including writes of the batch being applied.
+// fn must not use the batch.
+func (b *Batch) OnWrite(fn func(key []byte, lease int64, tomb bool)) { b.onWrite = fn }
+
+// DeleteKeys deletes those of keys that exist, all at one new revision
+// (as sub-revisions, in the order given), as etcd deletes the keys of a
+// revoked lease. It returns how many it deleted; with none it takes no
+// revision.
+func (b *Batch) DeleteKeys(keys [][]byte) (int64, error) {
+	if err := b.usable(); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, k := range keys {
+		ki := b.lookup(k)
+		if ki == nil || !ki.live() {
+			continue
+		}
+		if err := b.write(ki, ki.key, nil, 0, true); err != nil {
+			b.endOp()
+			return n, err
+		}
+		n++
+	}
+	b.endOp()
+	return n, nil
 }
 
 // Compact removes history older than rev: for each key it keeps the newest

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cadrekv/cadre/internal/storage/schema"
 )
 
 // Errors returned by the store. The API layer maps ErrCompacted,
@@ -27,14 +29,15 @@ var (
 	ErrCorrupt     = errors.New("mvcc: database is corrupt")
 )
 
+// The layout's names are owned by internal/storage/schema.
 var (
-	bucketKV   = []byte("kv")
-	bucketMVCC = []byte("mvcc")
-	bucketMeta = []byte("meta")
+	bucketKV   = schema.BucketKV
+	bucketMVCC = schema.BucketMVCC
+	bucketMeta = schema.BucketMeta
 
-	keyAppliedIndex = []byte("applied_index")
-	keyAppliedTerm  = []byte("applied_term")
-	keyCompactedRev = []byte("compacted_rev")
+	keyAppliedIndex = schema.KeyAppliedIndex
+	keyAppliedTerm  = schema.KeyAppliedTerm
+	keyCompactedRev = schema.KeyCompactedRev
 )
 
 const (
