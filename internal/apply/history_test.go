@@ -5,8 +5,8 @@ import (
 	"math/rand/v2"
 
 	"go.etcd.io/etcd/api/v3/authpb"
-	"go.etcd.io/etcd/api/v3/membershippb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
