@@ -456,29 +456,22 @@ func ldOr(s, def string) string {
 	return s
 }
 
-// ldCorruptLines are the log lines reporting corruption. Start-up lines
-// merely naming the corruption checks (the flag echo, "check enabled",
-// "check passed") are not reports; a line counts if its message mentions
-// corruption and it is a warning or worse, or says detected/mismatch/alarm.
+// ldCorruptLines are the log lines reporting corruption. Lines that only
+// name the checks (the flag echo, "check enabled", "check passed") are not
+// reports: a line counts if it mentions corruption and is a warning or
+// worse, or says "corruption detected", "mismatch" or raises CORRUPT.
 func ldCorruptLines(log string) []string {
 	var out []string
 	for _, l := range strings.Split(log, "\n") {
-		if strings.HasPrefix(l, "==== framework:") || !strings.Contains(strings.ToLower(l), "corrupt") {
+		ll := strings.ToLower(l)
+		if strings.HasPrefix(l, "==== framework:") || !strings.Contains(ll, "corrupt") {
 			continue
 		}
-		var rec struct{ Level, Msg string }
-		msg, level := l, ""
-		if json.Unmarshal([]byte(l), &rec) == nil {
-			msg, level = rec.Msg, rec.Level
-		}
-		lm := strings.ToLower(msg)
-		if !strings.Contains(lm, "corrupt") {
-			continue
-		}
-		bad := level == "warn" || level == "error" || level == "fatal" || level == "panic" || level == "dpanic"
-		for _, w := range []string{"detected", "mismatch", "alarm", "damaged"} {
-			bad = bad || strings.Contains(lm, w)
-		}
+		var rec struct{ Level string }
+		_ = json.Unmarshal([]byte(l), &rec) // not JSON (e.g. a panic): no level
+		bad := slices.Contains([]string{"warn", "error", "dpanic", "panic", "fatal"}, rec.Level) ||
+			strings.Contains(ll, "corruption detected") || strings.Contains(ll, "mismatch") ||
+			strings.Contains(l, "CORRUPT")
 		if bad {
 			out = append(out, l)
 		}
