@@ -150,7 +150,11 @@ func shRunHistory(t *testing.T, tg shTarget) *shResult {
 		}
 	}
 	step := func(name string, rev int64, detail string) {
-		r.steps = append(r.steps, fmt.Sprintf("%-34s rev=%-3d %s", name+":", rev, detail))
+		revs := "-" // a failed request has no header
+		if rev != 0 {
+			revs = strconv.FormatInt(rev, 10)
+		}
+		r.steps = append(r.steps, fmt.Sprintf("%-40s rev=%-3s %s", name+":", revs, detail))
 	}
 	must := func(what string, err error) {
 		t.Helper()
@@ -171,11 +175,11 @@ func shRunHistory(t *testing.T, tg shTarget) *shResult {
 		step("put "+k+"="+v, p.Header.Revision, "")
 		return p.Header.Revision
 	}
-	del := func(k string, opts ...clientv3.OpOption) (rev, deleted int64) {
+	del := func(label, k string, opts ...clientv3.OpOption) (rev, deleted int64) {
 		t.Helper()
 		d, err := cli.Delete(ctx, k, opts...)
 		must("delete "+k, err)
-		step(fmt.Sprintf("delete %s (%d opts)", k, len(opts)), d.Header.Revision, fmt.Sprintf("deleted=%d", d.Deleted))
+		step(label+" "+k, d.Header.Revision, fmt.Sprintf("deleted=%d", d.Deleted))
 		return d.Header.Revision, d.Deleted
 	}
 
@@ -213,10 +217,10 @@ func shRunHistory(t *testing.T, tg shTarget) *shResult {
 	must("txn 2", err)
 	step("txn version(sh/b)=5 && value(sh/c)=3", tx.Header.Revision, fmt.Sprintf("succeeded=%v", tx.Succeeded))
 
-	del("sh/b")
+	del("delete", "sh/b")
 	r.missingRevs[0] = headRev()
-	r.missingRevs[1], _ = del("sh/missing")
-	del("sh/pfx/", clientv3.WithPrefix())
+	r.missingRevs[1], _ = del("delete missing", "sh/missing")
+	del("delete prefix", "sh/pfx/", clientv3.WithPrefix())
 
 	// A watcher still catching up (unsynced) when a compaction passes its
 	// next revision is cancelled with ErrCompacted (etcd does this; a
