@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -352,6 +353,7 @@ func shRevokeCheck(r *shResult) error {
 	for rev := range revs {
 		list = append(list, rev)
 	}
+	slices.Sort(list)
 	if len(list) != 1 {
 		return fmt.Errorf("lease revoke of %d keys deleted them at revisions %v (revoke answered at revision %d, previous revision %d); want both DELETEs at one revision",
 			len(r.leasedKeys), list, r.revokeRev, r.beforeRevoke)
