@@ -67,8 +67,34 @@ func (s *Server) LeaseRevoke(ctx context.Context, id int64) (*pb.LeaseRevokeResp
 }
 
 // LeaseRenew is one keep-alive: the leader renews; others forward to it.
+// Without a leader, or while a new leader's lessor is not yet primary, it
+// retries until one answers (bounded by the request timeout), as etcd
+// does: failing at once would let a client's lease lapse across a leader
+// change it could have survived (the client gives up once a whole TTL
+// passes without an answer).
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
-	if s.node.IsLeader() && s.lessor.IsPrimary() {
+	ctx, cancel := context.WithTimeout(ctx, s.reqTimout)
+	defer cancel()
+	for {
+		ttl, err := s.leaseRenewOnce(ctx, id)
+		if err == nil || errors.Is(err, lease.ErrLeaseNotFound) {
+			return ttl, err
+		}
+		select {
+		case <-ctx.Done():
+			return ttl, err
+		case <-s.stopping:
+			return ttl, cerr.ErrStopped
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) leaseRenewOnce(ctx context.Context, id int64) (int64, error) {
+	if s.node.IsLeader() {
+		if !s.lessor.IsPrimary() {
+			return -1, lease.ErrNotPrimary // promoted by the lease loop shortly
+		}
 		return s.lessor.Renew(id)
 	}
 	var out struct {
@@ -181,7 +207,7 @@ func (s *Server) registerLeaseHandlers(mux *http.ServeMux) {
 			writeForwardError(w, cerr.ErrNotLeader)
 			return
 		}
-		ttl, err := s.LeaseRenew(r.Context(), id)
+		ttl, err := s.leaseRenewOnce(r.Context(), id) // the follower retries
 		if err != nil {
 			writeForwardError(w, err)
 			return

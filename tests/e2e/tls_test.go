@@ -93,7 +93,7 @@ func addTLSMember(t *testing.T, c *framework.Cluster, ct *framework.ClusterTLS, 
 	if res.Code != 0 {
 		t.Fatalf("etcdctl %v: %s", args, res)
 	}
-	id := regexp.MustCompile(`Member ([0-9a-f]+) added`).FindStringSubmatch(res.Stdout)
+	id := regexp.MustCompile(`Member +([0-9a-f]+) added`).FindStringSubmatch(res.Stdout)
 	if id == nil {
 		t.Fatalf("no member ID in %q", res.Stdout)
 	}
