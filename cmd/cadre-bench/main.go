@@ -24,7 +24,7 @@ import (
 
 // workloadNames in run order; -only picks a subset.
 func workloadNames() []string {
-	return []string{"rss", "put1", "put100", "range", "txn", "cas", "watch", "learner", "gap"}
+	return []string{"rss", "put1", "put100", "range", "txn", "cas", "watch", "learner", "gap", "leases"}
 }
 
 // params scale the workloads; smoke mode shrinks them.
@@ -38,7 +38,8 @@ type params struct {
 	GapBefore      time.Duration `json:"gap_before"`
 	GapAfter       time.Duration `json:"gap_after"`
 	LearnerTimeout time.Duration `json:"learner_timeout"`
-	Builtin        bool          `json:"builtin_load"` // own client/v3 loads instead of etcd's benchmark tool
+	LeaseKeyspace  int           `json:"lease_keyspace"` // keys present while leases are revoked and expire
+	Builtin        bool          `json:"builtin_load"`   // own client/v3 loads instead of etcd's benchmark tool
 }
 
 type bench struct {
@@ -125,6 +126,7 @@ func fullParams(d time.Duration) params {
 		Duration: d, Watchers: 1000, WatchKeys: 100, WatchRate: 100,
 		LoadKeys: min(100_000, max(1_000, int(10_000*d.Seconds()))), LoadValue: 1024,
 		GapBefore: time.Second, GapAfter: 3 * time.Second, LearnerTimeout: 3 * time.Minute,
+		LeaseKeyspace: 200_000,
 	}
 }
 
@@ -133,7 +135,7 @@ func smokeParams(d time.Duration) params {
 		Duration: d, Watchers: 100, WatchKeys: 20, WatchRate: 50,
 		LoadKeys: 2_000, LoadValue: 1024,
 		GapBefore: 500 * time.Millisecond, GapAfter: 1500 * time.Millisecond, LearnerTimeout: 20 * time.Second,
-		Builtin: true,
+		LeaseKeyspace: 2_000, Builtin: true,
 	}
 }
 
@@ -277,6 +279,7 @@ func (b *bench) runInterleaved(ctx context.Context, sides []*side) error {
 		{"rss", (*workloads).rssIdle}, {"put1", (*workloads).put1}, {"put100", (*workloads).put100},
 		{"range", (*workloads).rangeOne}, {"txn", (*workloads).txnMixed}, {"cas", (*workloads).cas},
 		{"watch", (*workloads).watch}, {"learner", (*workloads).learner}, {"gap", (*workloads).gaps},
+		{"leases", (*workloads).leases},
 	}
 	for _, s := range steps {
 		if !b.sel[s.name] {

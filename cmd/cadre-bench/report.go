@@ -56,6 +56,11 @@ func rows() []struct {
 		{"learner", metric{"learner.s", "learner catch-up (add -> promote)", "s", false, "<= 1.0x", le(1)}},
 		{"gap", metric{"gap.kill", "write gap, leader kill -9", "ms", false, "<= 1.0x", le(1)}},
 		{"gap", metric{"gap.remove", "write gap, leader member remove", "ms", false, "<= 100 ms", func(_, c float64) bool { return c <= 100 }}},
+		{"leases", metric{"lease.revoke.small", "lease revoke (10 keys), small keyspace: median", "ms", false, "", nil}},
+		{"leases", metric{"lease.revoke.large", "lease revoke (10 keys), large keyspace: median", "ms", false, "", nil}},
+		{"leases", metric{"lease.expiry.p99", "put p99 while 100 leases expire over the large keyspace", "ms", false, "<= 2.0x", le(2)}},
+		{"leases", metric{"lease.expiry.gone", "100 expiring leases: grant -> all their keys gone", "s", false, "", nil}},
+		{"leases", metric{"lease.expiry.errors", "puts failed while 100 leases expire", "count", false, "", nil}},
 	}
 }
 

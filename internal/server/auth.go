@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -61,6 +62,17 @@ func (s *Server) ResolveToken(token string) (string, error) {
 		resolve = s.jwt.Verify
 	}
 	user, rev, err := resolve(token)
+	if errors.Is(err, auth.ErrInvalidAuthToken) && s.jwt == nil {
+		// A simple token is replicated through raft: a client that signed
+		// in on another member can reach this one before the entry is
+		// applied here. Catch up with the leader's commit once, then look
+		// again, rather than refuse a token the cluster has issued.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ElectionTimeout)
+		if s.node.ReadBarrier(ctx) == nil {
+			user, rev, err = resolve(token)
+		}
+		cancel()
+	}
 	if err != nil {
 		return "", err
 	}
