@@ -231,11 +231,9 @@ func (a *Applier) Recover(clusterID uint64) error {
 	if err != nil {
 		return fmt.Errorf("reading membership from backend: %w", err)
 	}
-	cl := membership.New(clusterID)
-	if raw != nil {
-		if cl, err = membership.Unmarshal(raw); err != nil {
-			return err
-		}
+	cl, err := membership.Load(raw, clusterID)
+	if err != nil {
+		return err
 	}
 	a.cfg.Members.ReplaceWith(cl)
 	if err := a.recoverLeases(); err != nil {

@@ -173,6 +173,15 @@ func Unmarshal(b []byte) (*Cluster, error) {
 	return c, nil
 }
 
+// Load decodes the membership stored with the backend data (raw as
+// written by Marshal), or an empty cluster with clusterID when none is.
+func Load(raw []byte, clusterID uint64) (*Cluster, error) {
+	if raw == nil {
+		return New(clusterID), nil
+	}
+	return Unmarshal(raw)
+}
+
 // ReplaceWith swaps in the state of o (after a snapshot was installed).
 func (c *Cluster) ReplaceWith(o *Cluster) {
 	o.mu.RLock()

@@ -375,14 +375,8 @@ func (s *Server) loadMembership(clusterID uint64) error {
 	if err != nil {
 		return fmt.Errorf("reading membership from backend: %w", err)
 	}
-	c := membership.New(clusterID)
-	if b != nil {
-		if c, err = membership.Unmarshal(b); err != nil {
-			return err
-		}
-	}
-	s.cluster = c
-	return nil
+	s.cluster, err = membership.Load(b, clusterID)
+	return err
 }
 
 // listenPeers binds every --listen-peer-urls address and serves the peer
