@@ -86,10 +86,43 @@ func checkPut(r *pb.PutRequest) error {
 
 // checkTxn enforces etcd's txn rules before proposing: bounded size, valid
 // ops, and no key written twice (or written and deleted) in one branch.
+// The size is bounded over the whole tree first, before any other work, so
+// a huge or deeply nested request costs almost nothing to refuse.
 func checkTxn(r *pb.TxnRequest, maxOps int) error {
-	if len(r.Compare) > maxOps || len(r.Success) > maxOps || len(r.Failure) > maxOps {
+	total := 0
+	if !txnWithin(r, maxOps, 3*maxOps, &total) {
 		return rpctypes.ErrGRPCTooManyOps
 	}
+	return checkTxnOps(r, maxOps)
+}
+
+// txnWithin bounds a txn tree as etcd does and more: no level holds more
+// than budget compares or ops per branch, a nested txn gets what its parent
+// left of the budget (so nesting is at most budget deep), and the whole tree
+// holds at most limit compares and ops, as many as the largest flat txn
+// (budget compares + budget ops in each branch). It stops at the first
+// excess: its cost is bounded by limit, whatever the request's size.
+func txnWithin(r *pb.TxnRequest, budget, limit int, total *int) bool {
+	opc := max(len(r.Compare), len(r.Success), len(r.Failure))
+	if opc > budget {
+		return false
+	}
+	if *total += len(r.Compare) + len(r.Success) + len(r.Failure); *total > limit {
+		return false
+	}
+	for _, branch := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range branch {
+			if t, ok := op.Request.(*pb.RequestOp_RequestTxn); ok && t.RequestTxn != nil {
+				if !txnWithin(t.RequestTxn, budget-opc, limit, total) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func checkTxnOps(r *pb.TxnRequest, maxOps int) error {
 	for _, c := range r.Compare {
 		if len(c.Key) == 0 {
 			return rpctypes.ErrGRPCEmptyKey
@@ -121,7 +154,7 @@ func checkOp(op *pb.RequestOp, maxOps int) error {
 			return rpctypes.ErrGRPCEmptyKey
 		}
 	case *pb.RequestOp_RequestTxn:
-		return checkTxn(x.RequestTxn, maxOps)
+		return checkTxnOps(x.RequestTxn, maxOps)
 	}
 	return nil
 }

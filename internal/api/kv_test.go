@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -47,6 +48,12 @@ func TestCheckTxn(t *testing.T) {
 		{"nested delete covers outer put", &pb.TxnRequest{Success: []*pb.RequestOp{put("a"), txn(nil, []*pb.RequestOp{del("a", "")})}}, rpctypes.ErrGRPCDuplicateKey},
 		{"empty key in nested op", &pb.TxnRequest{Success: []*pb.RequestOp{txn([]*pb.RequestOp{get("")}, nil)}}, rpctypes.ErrGRPCEmptyKey},
 		{"empty compare key", &pb.TxnRequest{Compare: []*pb.Compare{{}}}, rpctypes.ErrGRPCEmptyKey},
+		{"full flat txn", &pb.TxnRequest{Compare: compares(128), Success: puts("s", 128), Failure: puts("f", 128)}, nil},
+		{"128 nested txns of 128 puts each", &pb.TxnRequest{Success: nestedWide(128, 128)}, rpctypes.ErrGRPCTooManyOps},
+		{"nested within what the parent leaves", &pb.TxnRequest{Success: nestedWide(2, 100)}, nil},
+		{"nested over what the parent leaves", &pb.TxnRequest{Success: nestedWide(2, 127)}, rpctypes.ErrGRPCTooManyOps},
+		{"5000 deep", nestedDeep(5000), rpctypes.ErrGRPCTooManyOps},
+		{"64 deep", nestedDeep(64), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +61,50 @@ func TestCheckTxn(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+func puts(prefix string, n int) []*pb.RequestOp {
+	ops := make([]*pb.RequestOp, n)
+	for i := range ops {
+		ops[i] = put(fmt.Sprintf("%s%d", prefix, i))
+	}
+	return ops
+}
+
+func compares(n int) []*pb.Compare {
+	cs := make([]*pb.Compare, n)
+	for i := range cs {
+		cs[i] = &pb.Compare{Key: []byte("c")}
+	}
+	return cs
+}
+
+// nestedWide is n nested txns, each with m puts of its own keys.
+func nestedWide(n, m int) []*pb.RequestOp {
+	ops := make([]*pb.RequestOp, n)
+	for i := range ops {
+		ops[i] = txn(puts(fmt.Sprintf("n%d/", i), m), nil)
+	}
+	return ops
+}
+
+func nestedDeep(depth int) *pb.TxnRequest {
+	r := &pb.TxnRequest{Success: []*pb.RequestOp{put("leaf")}}
+	for range depth {
+		r = &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestTxn{RequestTxn: r}}}}
+	}
+	return r
+}
+
+// A request the size checks refuse costs no more than the bound to refuse:
+// the deepest nesting protobuf allows is refused without walking it.
+func BenchmarkCheckTxnDeep(b *testing.B) {
+	r := nestedDeep(5000)
+	for b.Loop() {
+		if checkTxn(r, 128) == nil {
+			b.Fatal("accepted")
+		}
 	}
 }
 
