@@ -41,13 +41,6 @@ func snapPath(dataDir string, index uint64) string {
 // bootstrap flags are then ignored.
 func HasData(dataDir string) bool { return wal.Exist(walDir(dataDir)) }
 
-// walMetadata is written once when a member's WAL is created: it binds the
-// data dir to one member of one cluster for ever.
-type walMetadata struct {
-	MemberID  uint64 `json:"memberID"`
-	ClusterID uint64 `json:"clusterID"`
-}
-
 // New bootstraps a member in stages (backend, WAL and membership, transport,
 // raft) and starts it. A stage that fails closes the ones before it.
 // cfg must have been validated: nothing is created on disk before New.
@@ -219,7 +212,7 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 func (s *Server) bootstrapNew(plan *joinPlan, lg *slog.Logger) ([]raft.Peer, error) {
 	clusterID, members := plan.clusterID, plan.members
 	s.cluster = membership.New(clusterID)
-	meta, _ := json.Marshal(walMetadata{MemberID: s.id, ClusterID: clusterID})
+	meta, _ := json.Marshal(schema.WALMetadata{MemberID: s.id, ClusterID: clusterID})
 	w, err := wal.Create(walDir(s.cfg.DataDir), meta, wal.Options{Logger: lg, OnFsync: s.metrics.ObserveWALFsync})
 	if err != nil {
 		return nil, fmt.Errorf("creating WAL: %w", err)
@@ -275,7 +268,7 @@ func (s *Server) planBootstrap() (*joinPlan, error) {
 // Raft starts empty: the leader sends it the log, or a snapshot.
 func (s *Server) createJoining(plan *joinPlan, lg *slog.Logger) error {
 	s.cluster = membership.New(plan.clusterID)
-	meta, _ := json.Marshal(walMetadata{MemberID: s.id, ClusterID: plan.clusterID})
+	meta, _ := json.Marshal(schema.WALMetadata{MemberID: s.id, ClusterID: plan.clusterID})
 	w, err := wal.Create(walDir(s.cfg.DataDir), meta, wal.Options{Logger: lg, OnFsync: s.metrics.ObserveWALFsync})
 	if err != nil {
 		return fmt.Errorf("creating WAL: %w", err)
@@ -296,7 +289,7 @@ func (s *Server) restartFromDisk(ms *raft.MemoryStorage, start *raftnode.Config,
 		return fmt.Errorf("opening WAL in %s: %w", walDir(s.cfg.DataDir), err)
 	}
 	s.wal = w
-	var meta walMetadata
+	var meta schema.WALMetadata
 	if err := json.Unmarshal(rep.Metadata, &meta); err != nil || meta.MemberID == 0 {
 		w.Close()
 		return fmt.Errorf("WAL in %s has unreadable metadata (%v); the data dir is damaged: restore it from a snapshot or wipe it and re-add the member", walDir(s.cfg.DataDir), err)

@@ -320,18 +320,11 @@ func setCompacted(dbPath string, rev int64) error {
 	return nil
 }
 
-// walMetadata matches internal/server's: the WAL binds the data dir to one
-// member of one cluster.
-type walMetadata struct {
-	MemberID  uint64 `json:"memberID"`
-	ClusterID uint64 `json:"clusterID"`
-}
-
 // createWAL writes what raft.StartNode would: one AddNode change per member
 // (indexes 1..n, term 1, context = the member as JSON) and a HardState
 // committing them.
 func createWAL(dir string, self, clusterID uint64, members []*membership.Member, lg *slog.Logger) error {
-	meta, _ := json.Marshal(walMetadata{MemberID: self, ClusterID: clusterID})
+	meta, _ := json.Marshal(schema.WALMetadata{MemberID: self, ClusterID: clusterID})
 	w, err := wal.Create(dir, meta, wal.Options{Logger: lg})
 	if err != nil {
 		return fmt.Errorf("snapshot: create WAL: %w", err)

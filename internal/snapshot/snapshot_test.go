@@ -165,7 +165,7 @@ func TestRestoreCadre(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	var meta walMetadata
+	var meta schema.WALMetadata
 	if err := json.Unmarshal(rep.Metadata, &meta); err != nil || meta.MemberID != self.ID || meta.ClusterID != wantCID {
 		t.Fatalf("WAL metadata %s (%v)", rep.Metadata, err)
 	}

@@ -15,6 +15,9 @@
 //	         alarm/<member %016x>/<n>   one active alarm (value 0x01)
 //	         auth/enabled, auth/revision, auth/user/<name>, auth/role/<name>
 //	                                    (authpb records, etcd's encoding)
+//
+// The WAL's metadata record (WALMetadata) is declared here too: with the
+// bbolt file it is the whole of a member's on-disk identity.
 package schema
 
 import (
@@ -125,4 +128,11 @@ func ParseAlarmKey(k string) (member uint64, t int32, err error) {
 		return 0, 0, fmt.Errorf("unreadable alarm record %q: %w", k, ErrBadRecord)
 	}
 	return member, t, nil
+}
+
+// WALMetadata is the WAL's first record, written once when a member's WAL
+// is created: it binds the data dir to one member of one cluster for ever.
+type WALMetadata struct {
+	MemberID  uint64 `json:"memberID"`
+	ClusterID uint64 `json:"clusterID"`
 }
