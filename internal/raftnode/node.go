@@ -67,6 +67,11 @@ type Config struct {
 	ConfState      *raftpb.ConfState
 	Logger         *slog.Logger
 	Metrics        Metrics
+	// OnProposalDropped is told of a proposal forwarded by a peer that this
+	// node drops without appending (no leader known, or leadership being
+	// handed over): raft would drop it silently, and the proposer would
+	// wait out its whole timeout. Optional.
+	OnProposalDropped func(m *raftpb.Message)
 }
 
 // Apply is one batch of committed work for the applier, in log order. If
@@ -94,11 +99,12 @@ type Node struct {
 	donec  chan struct{}
 	stop   sync.Once
 
-	lead     atomic.Uint64
-	term     atomic.Uint64
-	isLeader atomic.Bool
-	applied  *wait.Index
-	advanced *wait.Index // committed index raft has been told is applied (Advance)
+	lead         atomic.Uint64
+	term         atomic.Uint64
+	isLeader     atomic.Bool
+	transferring atomic.Bool // a leadership transfer started here is under way
+	applied      *wait.Index
+	advanced     *wait.Index // committed index raft has been told is applied (Advance)
 
 	snapMu    sync.Mutex
 	confState *raftpb.ConfState
@@ -213,7 +219,12 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) err
 // leader and never wait longer than a tick; their proposers retry.
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 	if m.GetType() == raftpb.MsgProp {
-		if n.Leader() == 0 {
+		// Raft drops these without a word; say so to the proposer, which
+		// then proposes again (nothing was appended, so nothing doubles).
+		if n.Leader() == 0 || (n.IsLeader() && n.transferring.Load()) {
+			if n.cfg.OnProposalDropped != nil {
+				n.cfg.OnProposalDropped(m)
+			}
 			return raft.ErrProposalDropped
 		}
 		ctx, cancel := context.WithTimeout(ctx, n.cfg.TickInterval)
@@ -276,6 +287,8 @@ func (n *Node) WaitApplied(index uint64) <-chan struct{} { return n.applied.Wait
 // TransferLeadership asks raft to hand leadership to target and waits until
 // it has moved or ctx ends.
 func (n *Node) TransferLeadership(ctx context.Context, target uint64) error {
+	n.transferring.Store(true)
+	defer n.transferring.Store(false)
 	n.node.TransferLeadership(ctx, n.Leader(), target)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()

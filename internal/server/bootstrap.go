@@ -156,6 +156,7 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 	start.Transport = s.tr
 	start.Snapshots = (*peerRaft)(s)
 	start.Logger = s.lg
+	start.OnProposalDropped = s.proposalDropped
 	start.Metrics = raftnode.Metrics{
 		LeaderChanged: func(has, is bool) {
 			s.metrics.HasLeader.Set(b2f(has))

@@ -85,22 +85,33 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.
 	s.metrics.ProposalsPending.Inc()
 	defer s.metrics.ProposalsPending.Dec()
 
-	if err := s.node.Propose(ctx, data); err != nil {
+	redo := s.inflight.add(id)
+	defer s.inflight.remove(id)
+	if err := s.proposeData(ctx, data); err != nil {
 		s.reqs.Cancel(id)
 		s.metrics.ProposalsFailed.Inc()
 		return nil, s.proposeError(ctx, err)
 	}
-	select {
-	case x := <-ch:
-		res := x.(result)
-		return res.resp, res.err
-	case <-ctx.Done():
-		s.reqs.Cancel(id)
-		s.metrics.ProposalsFailed.Inc()
-		return nil, s.proposeError(ctx, ctx.Err())
-	case <-s.stopping:
-		s.reqs.Cancel(id)
-		return nil, cerr.ErrStopped
+	for {
+		select {
+		case x := <-ch:
+			res := x.(result)
+			return res.resp, res.err
+		case <-redo:
+			// Dropped unappended during a leader change (handoff.go).
+			if err := s.proposeData(ctx, data); err != nil {
+				s.reqs.Cancel(id)
+				s.metrics.ProposalsFailed.Inc()
+				return nil, s.proposeError(ctx, err)
+			}
+		case <-ctx.Done():
+			s.reqs.Cancel(id)
+			s.metrics.ProposalsFailed.Inc()
+			return nil, s.proposeError(ctx, ctx.Err())
+		case <-s.stopping:
+			s.reqs.Cancel(id)
+			return nil, cerr.ErrStopped
+		}
 	}
 }
 

@@ -132,6 +132,7 @@ func (s *Server) registerPeerHandlers(mux *http.ServeMux) {
 	})
 	s.registerForwardHandlers(mux)
 	s.registerHashHandler(mux)
+	s.registerHandoffHandler(mux)
 }
 
 func urlStrings(us []url.URL) []string {

@@ -72,7 +72,8 @@ type Server struct {
 	fatalOnce sync.Once
 	err       error // why the member stopped (nil for a clean stop)
 
-	confMu sync.Mutex // one membership change at a time (raft allows one pending)
+	confMu   sync.Mutex // one membership change at a time (raft allows one pending)
+	inflight inflight   // proposals this member waits on, for loss-free hand-off
 
 	peerClient *http.Client // forwards membership requests to the leader
 	peerTLS    PeerTLS
