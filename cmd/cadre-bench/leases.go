@@ -170,8 +170,9 @@ func expiryUnderLoad(ctx context.Context, cli *clientv3.Client, eps []string) (p
 					return
 				}
 				if err != nil {
+					// A failed put counts at the time it failed too: a
+					// stall must not vanish from the p99 as errors.
 					nerr.Add(1)
-					continue
 				}
 				mu.Lock()
 				lat = append(lat, d)
