@@ -13,6 +13,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/cadrekv/cadre/tests/framework"
+	"github.com/cadrekv/cadre/tests/lincheck"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -43,7 +44,7 @@ type linCluster struct {
 	t     *testing.T
 	token string
 	nodes []*linNode // current voting members and learners, all running
-	rec   *linRecorder
+	rec   *lincheck.Recorder
 	notes []porcupine.Annotation
 }
 
@@ -106,10 +107,10 @@ func (c *linCluster) retry(what string, budget time.Duration, f func(ctx context
 // the porcupine visualization.
 func (c *linCluster) step(name string, f func()) {
 	c.t.Helper()
-	start := c.rec.now()
+	start := c.rec.Now()
 	began := time.Now()
 	f()
-	c.notes = append(c.notes, porcupine.Annotation{Tag: "reconfiguration", Start: start, End: c.rec.now(), Description: name})
+	c.notes = append(c.notes, porcupine.Annotation{Tag: "reconfiguration", Start: start, End: c.rec.Now(), Description: name})
 	c.t.Logf("step %q done in %v", name, time.Since(began).Round(time.Millisecond))
 }
 

@@ -3,23 +3,20 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/cadrekv/cadre/tests/framework"
+	"github.com/cadrekv/cadre/tests/lincheck"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 const (
-	linCheckTimeout = 60 * time.Second
-	linWarmup       = 1500 * time.Millisecond // traffic before the first step
-	linPause        = time.Second             // traffic between two steps
-	linTail         = 1500 * time.Millisecond // traffic after the last step
-	linMinOK        = 300                     // successful ops a run must have
-	linMinAfter     = 10                      // successful ops after the leader's removal
+	linWarmup   = 1500 * time.Millisecond // traffic before the first step
+	linPause    = time.Second             // traffic between two steps
+	linTail     = 1500 * time.Millisecond // traffic after the last step
+	linMinOK    = 300                     // successful ops a run must have
+	linMinAfter = 10                      // successful ops after the leader's removal
 )
 
 // TestLinearizableDuringReconfiguration runs 8 clients (2 pinned to each of
@@ -32,7 +29,7 @@ const (
 func TestLinearizableDuringReconfiguration(t *testing.T) {
 	began := time.Now()
 	cl := framework.NewCluster(t, 3, framework.Options{})
-	lc := &linCluster{t: t, token: "cadre-e2e", rec: newLinRecorder()}
+	lc := &linCluster{t: t, token: "cadre-e2e", rec: lincheck.NewRecorder()}
 
 	// Probe the Cluster service before any traffic: Cadre may not have it yet.
 	probe := linDial(t, cl.Endpoints()...)
@@ -69,7 +66,7 @@ func TestLinearizableDuringReconfiguration(t *testing.T) {
 		}
 	}
 
-	tr := startLinTraffic(lc.rec, clis)
+	tr := lincheck.StartTraffic(lc.rec, clis)
 	t.Cleanup(tr.Stop) // runs before the clients are closed
 	time.Sleep(linWarmup)
 
@@ -98,17 +95,17 @@ func TestLinearizableDuringReconfiguration(t *testing.T) {
 	})
 	time.Sleep(linTail)
 	tr.Stop()
-	trafficEnd := lc.rec.now()
+	trafficEnd := lc.rec.Now()
 
 	linFinalOps(t, lc, len(clis))
 	linCheckAgreement(t, lc)
 
-	history := lc.rec.history()
-	ok, failedReads, unknown := tr.summary()
+	history := lc.rec.History()
+	ok, failedReads, unknown := tr.Summary()
 	afterLast, casOK, casFailed := 0, 0, 0
 	for _, op := range history {
-		out := op.Output.(linOutput)
-		if op.Input.(linInput).Kind == linCAS && !out.Unknown {
+		out := op.Output.(lincheck.Output)
+		if op.Input.(lincheck.Input).Kind == lincheck.CAS && !out.Unknown {
 			if out.Succeeded {
 				casOK++
 			} else {
@@ -128,7 +125,7 @@ func TestLinearizableDuringReconfiguration(t *testing.T) {
 	if afterLast < linMinAfter {
 		t.Fatalf("only %d successful operations after the leader's removal, want >= %d: the cluster stopped serving", afterLast, linMinAfter)
 	}
-	linCheck(t, history, lc.notes)
+	lincheck.Check(t, history, lc.notes)
 	t.Logf("total test time %v", time.Since(began).Round(time.Millisecond))
 }
 
@@ -138,10 +135,10 @@ func TestLinearizableDuringReconfiguration(t *testing.T) {
 func linFinalOps(t *testing.T, lc *linCluster, firstID int) {
 	t.Helper()
 	cli := framework.NewClient(t, lc.endpoints()...)
-	final := linInput{Kind: linPut, Key: linKey(0), Value: "final"}
+	final := lincheck.Input{Kind: lincheck.Put, Key: lincheck.Key(0), Value: "final"}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := lc.rec.linDo(cli, firstID, final)
+		_, err := lc.rec.Do(cli, firstID, final)
 		if err == nil {
 			break
 		}
@@ -152,10 +149,10 @@ func linFinalOps(t *testing.T, lc *linCluster, firstID int) {
 	}
 	for i, n := range lc.nodes {
 		mc := framework.NewClient(t, n.client)
-		for k := range linKeyCount {
-			in := linInput{Kind: linGet, Key: linKey(k)}
+		for k := range lincheck.KeyCount {
+			in := lincheck.Input{Kind: lincheck.Get, Key: lincheck.Key(k)}
 			eventually(t, 10*time.Second, "final read of "+in.Key+" on "+n.name, func() error {
-				_, err := lc.rec.linDo(mc, firstID+1+i, in)
+				_, err := lc.rec.Do(mc, firstID+1+i, in)
 				return err
 			})
 		}
@@ -190,88 +187,4 @@ func linCheckAgreement(t *testing.T, lc *linCluster) {
 		}
 		return nil
 	})
-}
-
-// linCheck runs porcupine on history; on a violation it writes the
-// visualization and fails with its path.
-func linCheck(t *testing.T, history []porcupine.Operation, notes []porcupine.Annotation) {
-	t.Helper()
-	model := linModel()
-	start := time.Now()
-	res, info := porcupine.CheckOperationsVerbose(model, history, linCheckTimeout)
-	t.Logf("porcupine: %s for %d operations in %v", res, len(history), time.Since(start).Round(time.Millisecond))
-	switch res {
-	case porcupine.Ok:
-		return
-	case porcupine.Unknown:
-		t.Fatalf("porcupine timed out after %v on %d operations: shorten the traffic or lower its rate", linCheckTimeout, len(history))
-	}
-	info.AddAnnotations(notes)
-	dir, err := os.MkdirTemp("", "cadre-linearizability-")
-	if err != nil {
-		t.Fatalf("history is not linearizable, and the visualization could not be written: %v", err)
-	}
-	path := filepath.Join(dir, "history.html")
-	if err := porcupine.VisualizePath(model, info, path); err != nil {
-		t.Fatalf("history is not linearizable, and the visualization could not be written: %v", err)
-	}
-	t.Fatalf("history is not linearizable (%d operations); open %s", len(history), path)
-}
-
-// TestLinearizableModel shows that the model accepts a linearizable history
-// and rejects non-linearizable ones, so the check above can fail.
-func TestLinearizableModel(t *testing.T) {
-	get := func(c int, call, ret int64, key, val string, rev int64) porcupine.Operation {
-		return porcupine.Operation{ClientId: c, Call: call, Return: ret, Input: linInput{Kind: linGet, Key: key}, Output: linOutput{Value: val, Rev: rev}}
-	}
-	put := func(c int, call, ret int64, key, val string, rev int64) porcupine.Operation {
-		return porcupine.Operation{ClientId: c, Call: call, Return: ret, Input: linInput{Kind: linPut, Key: key, Value: val}, Output: linOutput{Rev: rev}}
-	}
-	lost := func(c int, call int64, key, val string) porcupine.Operation {
-		return porcupine.Operation{ClientId: c, Call: call, Return: linInfinity, Input: linInput{Kind: linPut, Key: key, Value: val}, Output: linOutput{Unknown: true}}
-	}
-	cas := func(c int, call, ret int64, key, expect, val string, out linOutput) porcupine.Operation {
-		return porcupine.Operation{ClientId: c, Call: call, Return: ret, Input: linInput{Kind: linCAS, Key: key, Value: val, Expect: expect}, Output: out}
-	}
-	for _, tc := range []struct {
-		name    string
-		history []porcupine.Operation
-		want    porcupine.CheckResult
-	}{
-		{"sequential put get", []porcupine.Operation{put(0, 0, 10, "a", "x", 2), get(1, 20, 30, "a", "x", 2)}, porcupine.Ok},
-		{"concurrent read sees old or new", []porcupine.Operation{
-			put(0, 0, 10, "a", "x", 2), put(0, 20, 40, "a", "y", 3),
-			get(1, 25, 30, "a", "x", 2), get(2, 26, 35, "a", "y", 3), get(1, 45, 50, "a", "y", 3),
-		}, porcupine.Ok},
-		{"keys are independent", []porcupine.Operation{put(0, 0, 10, "a", "x", 2), get(1, 20, 30, "b", "", 0)}, porcupine.Ok},
-		{"unknown write may apply later", []porcupine.Operation{lost(0, 0, "a", "x"), get(1, 10, 20, "a", "", 0), get(1, 30, 40, "a", "x", 5)}, porcupine.Ok},
-		{"unknown write may never apply", []porcupine.Operation{lost(0, 0, "a", "x"), put(1, 10, 20, "a", "y", 3), get(1, 30, 40, "a", "y", 3)}, porcupine.Ok},
-		{"cas on absent key, then a failed cas reads it", []porcupine.Operation{
-			cas(0, 0, 10, "a", "", "x", linOutput{Succeeded: true, Rev: 2}),
-			cas(1, 20, 30, "a", "", "y", linOutput{Value: "x", Rev: 2}),
-		}, porcupine.Ok},
-		{"stale read after a write returned", []porcupine.Operation{put(0, 0, 10, "a", "x", 2), get(1, 20, 30, "a", "", 0)}, porcupine.Illegal},
-		{"read goes back in time", []porcupine.Operation{
-			put(0, 0, 10, "a", "x", 2), put(0, 20, 30, "a", "y", 3),
-			get(1, 15, 50, "a", "y", 3), get(2, 60, 70, "a", "x", 2),
-		}, porcupine.Illegal},
-		{"lost acknowledged write", []porcupine.Operation{put(0, 0, 10, "a", "x", 2), put(1, 0, 10, "a", "y", 3), get(2, 20, 30, "a", "", 0)}, porcupine.Illegal},
-		{"revision goes backwards", []porcupine.Operation{put(0, 0, 10, "a", "x", 5), put(0, 20, 30, "a", "y", 4)}, porcupine.Illegal},
-		{"read of a value at the wrong revision", []porcupine.Operation{put(0, 0, 10, "a", "x", 5), get(1, 20, 30, "a", "x", 6)}, porcupine.Illegal},
-		{"two cas succeed on the same guard", []porcupine.Operation{
-			put(0, 0, 10, "a", "x", 2),
-			cas(1, 20, 30, "a", "x", "y", linOutput{Succeeded: true, Rev: 3}),
-			cas(2, 40, 50, "a", "x", "z", linOutput{Succeeded: true, Rev: 4}),
-		}, porcupine.Illegal},
-		{"cas fails though the guard held", []porcupine.Operation{
-			put(0, 0, 10, "a", "x", 2),
-			cas(1, 20, 30, "a", "x", "y", linOutput{Value: "x", Rev: 2}),
-		}, porcupine.Illegal},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := porcupine.CheckOperationsTimeout(linModel(), tc.history, 5*time.Second); got != tc.want {
-				t.Fatalf("check = %s, want %s", got, tc.want)
-			}
-		})
-	}
 }

@@ -1,4 +1,6 @@
-package e2e
+// Package lincheck records a KV history from real clients and checks it
+// for linearizability with porcupine; the e2e and robustness suites share it.
+package lincheck
 
 import (
 	"fmt"
@@ -24,18 +26,18 @@ import (
 // Values are unique per write and never "", so "" with revision 0 means
 // "absent": the key is never deleted in these tests.
 
-// linKind is the kind of a recorded operation.
-type linKind int
+// Kind is the kind of a recorded operation.
+type Kind int
 
 const (
-	linGet linKind = iota // linearizable Range of one key
-	linPut                // Put of a unique value
-	linCAS                // Txn: If(expected value, or absent) Then(Put) Else(Get)
+	Get Kind = iota // linearizable Range of one key
+	Put             // Put of a unique value
+	CAS             // Txn: If(expected value, or absent) Then(Put) Else(Get)
 )
 
-// linInput is what a client asked for.
-type linInput struct {
-	Kind  linKind
+// Input is what a client asked for.
+type Input struct {
+	Kind  Kind
 	Key   string
 	Value string // Put / CAS: the unique value written
 	// Expect is the CAS guard: the value the client last read, or "" for
@@ -44,22 +46,22 @@ type linInput struct {
 	Expect string
 }
 
-// linOutput is what the server answered. Unknown marks a write whose
-// outcome is not known (error or timeout); its Return is linInfinity.
-type linOutput struct {
+// Output is what the server answered. Unknown marks a write whose
+// outcome is not known (error or timeout); its Return is Infinity.
+type Output struct {
 	Unknown   bool
 	Succeeded bool   // CAS: the guard held
 	Value     string // Get, failed CAS: the value read ("" = absent)
 	Rev       int64  // Put, successful CAS: header revision; Get, failed CAS: the key's modRevision
 }
 
-// linInfinity is the Return time of a write whose outcome is unknown: it
+// Infinity is the Return time of a write whose outcome is unknown: it
 // may take effect at any point after its call, as in etcd's robustness
 // suite.
-const linInfinity int64 = 1<<63 - 1
+const Infinity int64 = 1<<63 - 1
 
-// linState is one key's state.
-type linState struct {
+// keyState is one key's state.
+type keyState struct {
 	Value string
 	Rev   int64
 	// RevLow says Rev is only a lower bound: Value was written by a write of
@@ -68,7 +70,7 @@ type linState struct {
 }
 
 // observe reports whether reading (value, rev) is possible in s.
-func (s linState) observe(value string, rev int64) bool {
+func (s keyState) observe(value string, rev int64) bool {
 	if s.Value != value {
 		return false
 	}
@@ -78,52 +80,52 @@ func (s linState) observe(value string, rev int64) bool {
 	return rev == s.Rev
 }
 
-// linStep returns every state the key can be in after op, none if op's
+// step returns every state the key can be in after op, none if op's
 // output is impossible in s.
-func linStep(s linState, in linInput, out linOutput) []any {
+func step(s keyState, in Input, out Output) []any {
 	switch in.Kind {
-	case linGet:
+	case Get:
 		if !s.observe(out.Value, out.Rev) {
 			return nil
 		}
-		return []any{linState{Value: out.Value, Rev: out.Rev}}
-	case linPut:
+		return []any{keyState{Value: out.Value, Rev: out.Rev}}
+	case Put:
 		if out.Unknown {
-			return []any{s, linState{Value: in.Value, Rev: s.Rev, RevLow: true}}
+			return []any{s, keyState{Value: in.Value, Rev: s.Rev, RevLow: true}}
 		}
 		// With RevLow the real previous revision is unknown; > Rev is the
 		// best check available and still a necessary one.
 		if out.Rev <= s.Rev {
 			return nil
 		}
-		return []any{linState{Value: in.Value, Rev: out.Rev}}
-	case linCAS:
+		return []any{keyState{Value: in.Value, Rev: out.Rev}}
+	case CAS:
 		guard := s.Value == in.Expect
 		switch {
 		case out.Unknown && guard:
-			return []any{s, linState{Value: in.Value, Rev: s.Rev, RevLow: true}}
+			return []any{s, keyState{Value: in.Value, Rev: s.Rev, RevLow: true}}
 		case out.Unknown:
 			return []any{s}
 		case out.Succeeded:
 			if !guard || out.Rev <= s.Rev {
 				return nil
 			}
-			return []any{linState{Value: in.Value, Rev: out.Rev}}
+			return []any{keyState{Value: in.Value, Rev: out.Rev}}
 		default:
 			if guard || !s.observe(out.Value, out.Rev) {
 				return nil
 			}
-			return []any{linState{Value: out.Value, Rev: out.Rev}}
+			return []any{keyState{Value: out.Value, Rev: out.Rev}}
 		}
 	}
 	return nil
 }
 
-// linPartition groups operations by key, in a stable order.
-func linPartition(history []porcupine.Operation) [][]porcupine.Operation {
+// partition groups operations by key, in a stable order.
+func partition(history []porcupine.Operation) [][]porcupine.Operation {
 	byKey := map[string][]porcupine.Operation{}
 	for _, op := range history {
-		k := op.Input.(linInput).Key
+		k := op.Input.(Input).Key
 		byKey[k] = append(byKey[k], op)
 	}
 	keys := make([]string, 0, len(byKey))
@@ -138,48 +140,48 @@ func linPartition(history []porcupine.Operation) [][]porcupine.Operation {
 	return parts
 }
 
-func linDescribe(in linInput, out linOutput) string {
+func describe(in Input, out Output) string {
 	var s string
 	switch in.Kind {
-	case linGet:
+	case Get:
 		s = fmt.Sprintf("get(%s)", in.Key)
-	case linPut:
+	case Put:
 		s = fmt.Sprintf("put(%s, %s)", in.Key, in.Value)
-	case linCAS:
+	case CAS:
 		s = fmt.Sprintf("cas(%s, %q -> %s)", in.Key, in.Expect, in.Value)
 	}
 	switch {
 	case out.Unknown:
 		return s + " -> unknown"
-	case in.Kind == linPut || (in.Kind == linCAS && out.Succeeded):
+	case in.Kind == Put || (in.Kind == CAS && out.Succeeded):
 		return fmt.Sprintf("%s -> ok rev %d", s, out.Rev)
-	case in.Kind == linCAS:
+	case in.Kind == CAS:
 		return fmt.Sprintf("%s -> failed, read %q rev %d", s, out.Value, out.Rev)
 	default:
 		return fmt.Sprintf("%s -> %q rev %d", s, out.Value, out.Rev)
 	}
 }
 
-// linModel is the porcupine model described at the top of this file.
-func linModel() porcupine.Model {
+// Model is the porcupine model described at the top of this file.
+func Model() porcupine.Model {
 	nm := porcupine.NondeterministicModel{
-		Partition: linPartition,
-		Init:      func() []any { return []any{linState{}} },
-		Step: func(state, input, output any) []any {
-			return linStep(state.(linState), input.(linInput), output.(linOutput))
+		Partition: partition,
+		Init:      func() []any { return []any{keyState{}} },
+		Step: func(st, input, output any) []any {
+			return step(st.(keyState), input.(Input), output.(Output))
 		},
-		Equal: func(a, b any) bool { return a.(linState) == b.(linState) },
-		Hash: func(state any) uint64 {
-			s := state.(linState)
+		Equal: func(a, b any) bool { return a.(keyState) == b.(keyState) },
+		Hash: func(st any) uint64 {
+			s := st.(keyState)
 			h := fnv.New64a()
 			fmt.Fprintf(h, "%s\x00%d\x00%t", s.Value, s.Rev, s.RevLow)
 			return h.Sum64()
 		},
 		DescribeOperation: func(input, output any) string {
-			return linDescribe(input.(linInput), output.(linOutput))
+			return describe(input.(Input), output.(Output))
 		},
-		DescribeState: func(state any) string {
-			s := state.(linState)
+		DescribeState: func(st any) string {
+			s := st.(keyState)
 			if s.RevLow {
 				return fmt.Sprintf("%q@>%d", s.Value, s.Rev)
 			}
