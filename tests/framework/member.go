@@ -167,6 +167,23 @@ func (m *Member) signal(sig syscall.Signal) error {
 	return err
 }
 
+// Pause freezes the process (SIGSTOP): it holds its sockets but answers
+// nothing, like a machine that stalls. Resume undoes it.
+func (m *Member) Pause(t testing.TB) {
+	t.Helper()
+	if err := m.signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("member %s: SIGSTOP: %v", m.Name, err)
+	}
+}
+
+// Resume continues a paused process (SIGCONT).
+func (m *Member) Resume(t testing.TB) {
+	t.Helper()
+	if err := m.signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("member %s: SIGCONT: %v", m.Name, err)
+	}
+}
+
 // Kill sends SIGKILL and waits for the process to be gone.
 func (m *Member) Kill(t testing.TB) {
 	t.Helper()

@@ -1,0 +1,190 @@
+package robustness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cadrekv/cadre/tests/framework"
+)
+
+// fault is one entry of the menu: it breaks something and heals it before
+// it returns (a member down, paused, replaced...), so the next fault starts
+// from a 3-member cluster that serves.
+type fault struct {
+	name string
+	do   func(r *run)
+}
+
+// menu is every fault the suite injects; run r uses menu[(3r+i) % len].
+var menu = []fault{
+	{"kill -9 leader, restart", func(r *run) { r.killRestart(r.leader()) }},
+	{"kill -9 follower, restart", func(r *run) { r.killRestart(r.follower()) }},
+	{"SIGSTOP follower 2 s", func(r *run) { r.pause(r.follower()) }},
+	{"SIGSTOP leader 2 s", func(r *run) { r.pause(r.leader()) }},
+	{"replace follower (remove, wipe, add learner, promote)", func(r *run) { r.replace(r.follower()) }},
+	{"remove leader, add a new member", func(r *run) { r.replace(r.leader()) }},
+	{"restart a follower with a wiped data dir", func(r *run) { r.wipedRestart(r.follower()) }},
+	{"kill -9 all, restart all", func(r *run) { r.killAll() }},
+}
+
+func (r *run) leader() *framework.Member { return r.c.Members[r.c.Leader(r.t)] }
+
+func (r *run) follower() *framework.Member {
+	lead := r.c.Leader(r.t)
+	var fs []*framework.Member
+	for i, m := range r.c.Members {
+		if i != lead {
+			fs = append(fs, m)
+		}
+	}
+	return fs[r.rng.IntN(len(fs))]
+}
+
+func (r *run) killRestart(m *framework.Member) {
+	m.Kill(r.t)
+	time.Sleep(time.Second)
+	m.Start(r.t)
+}
+
+func (r *run) pause(m *framework.Member) {
+	m.Pause(r.t)
+	time.Sleep(2 * time.Second)
+	m.Resume(r.t)
+}
+
+func (r *run) killAll() {
+	for _, m := range r.c.Members {
+		m.Kill(r.t)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, m := range r.c.Members {
+		m.Start(r.t)
+	}
+}
+
+// replace removes m from the cluster (through etcdctl-equivalent client
+// calls; removing the leader hands leadership over first), discards its
+// data, and brings the cluster back to three with a new member added as a
+// learner, caught up and promoted.
+func (r *run) replace(m *framework.Member) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id := r.memberID(ctx, m)
+	r.retry(ctx, "member remove "+m.Name, func(cli *clientv3.Client) error {
+		_, err := cli.MemberRemove(ctx, id)
+		if err != nil && strings.Contains(err.Error(), "member not found") {
+			return nil // an earlier try went through
+		}
+		return err
+	}, m)
+	r.c.Drop(m.Name)
+	r.addMember(ctx)
+}
+
+// wipedRestart stops a follower, wipes its data dir and starts it again
+// with its old flags under its old name. Cadre must refuse (it would join
+// having lost what it acknowledged) or rejoin without serving stale data;
+// either way the cluster is brought back to three members.
+func (r *run) wipedRestart(m *framework.Member) {
+	m.Stop(r.t)
+	if err := os.RemoveAll(m.DataDir()); err != nil {
+		r.t.Fatal(err)
+	}
+	m.Start(r.t)
+	code, exited := m.Wait(15 * time.Second)
+	if !exited {
+		// It came back: the checks at the end compare its data with the
+		// others'. Nothing else to heal.
+		r.note("%s restarted with a wiped data dir and kept running", m.Name)
+		return
+	}
+	r.note("%s restarted with a wiped data dir was refused (exit %d)", m.Name, code)
+	r.replace(m)
+}
+
+// addMember adds a learner at fresh ports, starts it, promotes it once it
+// has caught up, and makes it part of the cluster.
+func (r *run) addMember(ctx context.Context) {
+	r.added++
+	name := fmt.Sprintf("new%d", r.added)
+	ports := framework.FreePorts(r.t, 2)
+	peer, client := fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	var add *clientv3.MemberAddResponse
+	r.retry(ctx, "member add --learner "+name, func(cli *clientv3.Client) error {
+		var err error
+		add, err = cli.MemberAddAsLearner(ctx, []string{peer})
+		return err
+	}, nil)
+	var initial []string
+	for _, m := range add.Members {
+		n := m.Name
+		if m.ID == add.Member.ID {
+			n = name
+		}
+		if n != "" && len(m.PeerURLs) > 0 {
+			initial = append(initial, n+"="+m.PeerURLs[0])
+		}
+	}
+	nm := r.c.AddMemberProcess(r.t, name, []string{
+		"--name", name, "--data-dir", filepath.Join(r.c.Dir(), name+".data"),
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "existing",
+	}, nil)
+	r.retry(ctx, "member promote "+name, func(cli *clientv3.Client) error {
+		_, err := cli.MemberPromote(ctx, add.Member.ID)
+		if err != nil && strings.Contains(err.Error(), "can only promote a learner member") && !strings.Contains(err.Error(), "in sync") {
+			return nil // promoted by an earlier try
+		}
+		return err
+	}, nil)
+	r.c.Append(nm)
+}
+
+// memberID looks m's ID up by name.
+func (r *run) memberID(ctx context.Context, m *framework.Member) uint64 {
+	var id uint64
+	r.retry(ctx, "member list", func(cli *clientv3.Client) error {
+		ml, err := cli.MemberList(ctx)
+		if err != nil {
+			return err
+		}
+		for _, x := range ml.Members {
+			if x.Name == m.Name {
+				id = x.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("no member named %s in %v", m.Name, ml.Members)
+	}, nil)
+	return id
+}
+
+// retry runs op through the members other than skip until it succeeds or
+// ctx ends (a membership change may be refused while the cluster settles).
+func (r *run) retry(ctx context.Context, what string, op func(*clientv3.Client) error, skip *framework.Member) {
+	var eps []string
+	for _, m := range r.c.Members {
+		if m != skip && m.Running() {
+			eps = append(eps, m.Endpoint())
+		}
+	}
+	cli := framework.NewClient(r.t, eps...)
+	var err error
+	for i := 0; i < 200; i++ {
+		err = op(cli)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err != nil {
+		r.t.Fatalf("%s: %v", what, err)
+	}
+}
