@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -28,5 +29,22 @@ func (s *Server) peerHTTP(timeout time.Duration) *http.Client {
 			ForceAttemptHTTP2:   false,
 		}
 	})
-	return &http.Client{Timeout: timeout, Transport: s.peerTransport}
+	return &http.Client{Timeout: timeout, Transport: fromHeader{s: s, rt: s.peerTransport}}
+}
+
+// fromHeader names this member on every peer HTTP call, as the raft
+// streams do (X-Cadre-From): logs and network tools between members can
+// then tell who is calling. A member that does not know its ID yet (a
+// joiner's first probe) sends none.
+type fromHeader struct {
+	s  *Server
+	rt http.RoundTripper
+}
+
+func (f fromHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	if id := f.s.id; id != 0 && r.Header.Get("X-Cadre-From") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("X-Cadre-From", fmt.Sprintf("%016x", id))
+	}
+	return f.rt.RoundTrip(r)
 }

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -22,6 +23,9 @@ type StaticMember struct {
 	Name      string
 	ClientURL string // e.g. http://127.0.0.1:12379
 	PeerURL   string // e.g. http://127.0.0.1:12380
+	// ListenPeerURL, if set, is where the member listens for peers while
+	// PeerURL is what it advertises (e.g. a proxy in front of it).
+	ListenPeerURL string
 }
 
 // NewClusterAt starts a new cluster on fixed URLs (for scenarios that must
@@ -58,7 +62,7 @@ func NewClusterAt(t testing.TB, specs []StaticMember, opts Options) *Cluster {
 			"--data-dir", m.dataDir,
 			"--listen-client-urls", m.clientURL,
 			"--advertise-client-urls", m.clientURL,
-			"--listen-peer-urls", m.peerURL,
+			"--listen-peer-urls", cmp.Or(s.ListenPeerURL, m.peerURL),
 			"--initial-advertise-peer-urls", m.peerURL,
 			"--initial-cluster", strings.Join(initial, ","),
 			"--initial-cluster-state", "new",

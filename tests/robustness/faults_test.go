@@ -31,6 +31,61 @@ var menu = []fault{
 	{"remove leader, add a new member", func(r *run) { r.replace(r.leader()) }},
 	{"restart a follower with a wiped data dir", func(r *run) { r.wipedRestart(r.follower()) }},
 	{"kill -9 all, restart all", func(r *run) { r.killAll() }},
+	{"partition a follower 3 s", func(r *run) { r.partition(r.follower()) }},
+	{"partition the leader 3 s", func(r *run) { r.partition(r.leader()) }},
+	{"blackhole the leader's outbound links 3 s (one way)", func(r *run) {
+		id := r.idOf(r.leader())
+		r.net.block(id, "*")
+		time.Sleep(3 * time.Second)
+		r.net.heal()
+	}},
+	{"delay every link of a follower by 200 ms, 3 s", func(r *run) {
+		id := r.idOf(r.follower())
+		r.net.setDelay("*", id, 200*time.Millisecond)
+		r.net.setDelay(id, "*", 200*time.Millisecond)
+		time.Sleep(3 * time.Second)
+		r.net.heal()
+	}},
+	{"lossy links to and from the leader, 3 s", func(r *run) {
+		id := r.idOf(r.leader())
+		r.net.setLossy("*", id)
+		r.net.setLossy(id, "*")
+		time.Sleep(3 * time.Second)
+		r.net.heal()
+	}},
+}
+
+// partition cuts m off from every other member (both directions) for 3 s.
+func (r *run) partition(m *framework.Member) {
+	id := r.idOf(m)
+	r.net.block("*", id)
+	r.net.block(id, "*")
+	time.Sleep(3 * time.Second)
+	// The others must have a leader among themselves by now.
+	var leaders []string
+	for _, o := range r.c.Members {
+		if o == m {
+			continue
+		}
+		cli := framework.NewClient(r.t, o.Endpoint())
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if st, err := cli.Status(ctx, o.Endpoint()); err == nil {
+			leaders = append(leaders, fmt.Sprintf("%s sees %016x", o.Name, st.Leader))
+		}
+		cancel()
+		cli.Close()
+	}
+	r.note("partitioned %s (%s): %s", m.Name, id, strings.Join(leaders, ", "))
+	r.net.heal()
+}
+
+// idOf is m's member ID as peers name it on the wire.
+func (r *run) idOf(m *framework.Member) string {
+	id, ok := r.ids[m.Name]
+	if !ok {
+		r.t.Fatalf("no member ID known for %s", m.Name)
+	}
+	return id
 }
 
 func (r *run) leader() *framework.Member { return r.c.Members[r.c.Leader(r.t)] }
@@ -114,7 +169,13 @@ func (r *run) addMember(ctx context.Context) {
 	r.added++
 	name := fmt.Sprintf("new%d", r.added)
 	ports := framework.FreePorts(r.t, 2)
-	peer, client := fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	listen, client := fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	px, err := r.net.listenProxy()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	px.serve(fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	peer := "http://" + px.addr()
 	var add *clientv3.MemberAddResponse
 	r.retry(ctx, "member add --learner "+name, func(cli *clientv3.Client) error {
 		var err error
@@ -131,9 +192,11 @@ func (r *run) addMember(ctx context.Context) {
 			initial = append(initial, n+"="+m.PeerURLs[0])
 		}
 	}
+	r.ids[name] = fmt.Sprintf("%016x", add.Member.ID)
+	px.setMember(r.ids[name])
 	nm := r.c.AddMemberProcess(r.t, name, []string{
 		"--name", name, "--data-dir", filepath.Join(r.c.Dir(), name+".data"),
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--listen-peer-urls", listen, "--initial-advertise-peer-urls", peer,
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "existing",
 	}, nil)

@@ -34,6 +34,8 @@ type run struct {
 	rng   *rand.Rand
 	c     *framework.Cluster
 	added int
+	net   *network
+	ids   map[string]string // member name -> ID as on the wire
 	notes []string
 	mu    sync.Mutex
 }
@@ -83,7 +85,7 @@ func TestRobustness(t *testing.T) {
 func runSeed(t *testing.T, seed int64) outcome {
 	r := &run{t: t, seed: seed, rng: rand.New(rand.NewPCG(uint64(seed), 0x5eed))}
 	out := outcome{seed: seed}
-	r.c = framework.NewCluster(t, 3, framework.Options{})
+	r.c, r.net, r.ids = proxiedCluster(t)
 	for i := range faultsPerRun {
 		out.faults = append(out.faults, menu[(int(seed-1)*faultsPerRun+i)%len(menu)].name)
 	}
@@ -138,6 +140,37 @@ func runSeed(t *testing.T, seed int64) outcome {
 	r.checkWatch(events, rev)
 	r.checkRevoked(revoked)
 	return out
+}
+
+// proxiedCluster starts 3 members whose peer traffic all passes through
+// the suite's proxies (see netproxy_test.go).
+func proxiedCluster(t *testing.T) (*framework.Cluster, *network, map[string]string) {
+	n := newNetwork()
+	t.Cleanup(n.close)
+	ports := framework.FreePorts(t, 6)
+	var specs []framework.StaticMember
+	for i := range 3 {
+		p, err := n.listenProxy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.serve(fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]))
+		specs = append(specs, framework.StaticMember{
+			Name:          fmt.Sprintf("infra%d", i+1),
+			ClientURL:     fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			PeerURL:       "http://" + p.addr(),
+			ListenPeerURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+		})
+	}
+	c := framework.NewClusterAt(t, specs, framework.Options{})
+	ids := map[string]string{}
+	for name, id := range c.MemberIDs(t) {
+		ids[name] = fmt.Sprintf("%016x", id)
+	}
+	for i, p := range n.proxies {
+		p.setMember(ids[specs[i].Name])
+	}
+	return c, n, ids
 }
 
 // settle waits until every member reports the same revision twice in a
