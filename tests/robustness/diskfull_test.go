@@ -43,7 +43,7 @@ func TestDiskFullFailStop(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", victim.DataDir(), small).CombinedOutput(); err != nil {
 		t.Fatalf("copying the data dir: %v: %s", err, out)
 	}
-	victim.SetArgs(t, framework.WithFlag(victim.Args(), "--data-dir", small))
+	victim.SetArgs(t, framework.WithFlag(victim.Args(), "data-dir", small))
 	victim.Restart(t)
 
 	cli := framework.NewClient(t, c.Members[lead].Endpoint())
