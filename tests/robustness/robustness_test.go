@@ -105,6 +105,7 @@ func runSeed(t *testing.T, seed int64) outcome {
 	w := startWriter(framework.NewClient(t, all...))
 	ls := startLeases(framework.NewClient(t, all...))
 	wt := startWatcher(framework.NewClient(t, all...))
+	kb := startKube(framework.NewClient(t, all...), seed)
 
 	time.Sleep(warmup)
 	var notes []porcupine.Annotation
@@ -115,10 +116,14 @@ func runSeed(t *testing.T, seed int64) outcome {
 		notes = append(notes, porcupine.Annotation{Tag: "fault", Start: start, End: rec.Now(), Description: f.name})
 		time.Sleep(between)
 	}
+	// Compact most of the history, as the apiserver does every few
+	// minutes: watches and reads must go on across it.
+	compacted := r.compact()
 	time.Sleep(tail)
 	kv.Stop()
 	acked := w.finish()
 	revoked := ls.finish()
+	objects, lists, listErrs := kb.finish()
 	for _, n := range r.notes {
 		t.Log(n)
 	}
@@ -137,8 +142,13 @@ func runSeed(t *testing.T, seed int64) outcome {
 	out.lost = r.checkAcked(acked)
 	out.hashMismatch = r.checkHashes(rev)
 	events := wt.finish()
-	r.checkWatch(events, rev)
+	r.checkWatch(events, rev, compacted)
 	r.checkRevoked(revoked)
+	r.checkObjects(objects)
+	t.Logf("kubernetes-style: %d objects, %d paginated lists at one revision", len(objects), lists)
+	if listErrs > 0 {
+		t.Errorf("%d paginated lists returned a key newer than their pinned revision", listErrs)
+	}
 	return out
 }
 
@@ -250,16 +260,24 @@ func (r *run) checkHashes(rev int64) int {
 }
 
 // checkWatch: the live watcher's events are ordered, without duplicates or
-// gaps, each revision delivered whole; and a watch from revision 1 on every
-// member yields exactly the same events (resumable from any revision, the
-// same history everywhere).
-func (r *run) checkWatch(live [][]*mvccpb.Event, rev int64) {
-	flat := r.checkOrdered("live watcher", live)
+// gaps, each revision delivered whole; and a watch from the first revision
+// after the compaction on every member yields exactly the same events as
+// the live watcher saw from there (resumable from any retained revision,
+// the same history everywhere).
+func (r *run) checkWatch(live [][]*mvccpb.Event, rev, compacted int64) {
+	var after [][]*mvccpb.Event // the live events past the compaction
+	for _, evs := range live {
+		if evs[0].Kv.ModRevision > compacted {
+			after = append(after, evs)
+		}
+	}
+	r.checkOrdered("live watcher", live)
+	flat := r.checkOrdered("live watcher after the compaction", after)
 	for _, m := range r.c.Members {
 		cli := framework.NewClient(r.t, m.Endpoint())
-		w := startWatcher(cli)
+		w := startWatcherAt(cli, compacted+1)
 		if !w.until(rev, 15*time.Second) {
-			r.t.Errorf("a watch from revision 1 on %s did not reach revision %d in 15 s", m.Name, rev)
+			r.t.Errorf("a watch from revision %d on %s did not reach revision %d in 15 s", compacted+1, m.Name, rev)
 		}
 		got := r.checkOrdered("watch on "+m.Name, w.finish())
 		if len(flat) > 0 && len(got) > 0 {
@@ -270,6 +288,49 @@ func (r *run) checkWatch(live [][]*mvccpb.Event, rev int64) {
 					break
 				}
 			}
+		}
+	}
+}
+
+// compact compacts the history up to 50 revisions ago (physically) and
+// returns the revision, 0 if none.
+func (r *run) compact() int64 {
+	cli := framework.NewClient(r.t, r.c.Endpoints()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 20; i++ {
+		st, err := cli.Get(ctx, "compact-probe")
+		if err == nil {
+			rev := st.Header.Revision - 50
+			if rev <= 1 {
+				return 0
+			}
+			if _, err := cli.Compact(ctx, rev, clientv3.WithCompactPhysical()); err == nil {
+				return rev
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	r.t.Fatalf("could not compact the history")
+	return 0
+}
+
+// checkObjects: every Kubernetes-style object ends with a value it may end with.
+func (r *run) checkObjects(final map[string]map[string]bool) {
+	cli := framework.NewClient(r.t, r.c.Endpoints()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for key, vals := range final {
+		resp, err := cli.Get(ctx, key)
+		if err != nil {
+			r.t.Fatalf("reading %s: %v", key, err)
+		}
+		got := ""
+		if len(resp.Kvs) == 1 {
+			got = string(resp.Kvs[0].Value)
+		}
+		if !vals[got] {
+			r.t.Errorf("object %s holds %q; its last acknowledged write (or one of unknown outcome after it) is one of %v", key, got, vals)
 		}
 	}
 }

@@ -116,10 +116,13 @@ type watcher struct {
 	done   chan struct{}
 }
 
-func startWatcher(cli *clientv3.Client) *watcher {
+func startWatcher(cli *clientv3.Client) *watcher { return startWatcherAt(cli, 1) }
+
+// startWatcherAt watches everything from revision rev on.
+func startWatcherAt(cli *clientv3.Client, rev int64) *watcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watcher{cancel: cancel, done: make(chan struct{})}
-	wch := cli.Watch(ctx, "", clientv3.WithFromKey(), clientv3.WithRev(1))
+	wch := cli.Watch(ctx, "", clientv3.WithFromKey(), clientv3.WithRev(rev))
 	go func() {
 		defer close(w.done)
 		for resp := range wch {
