@@ -32,6 +32,7 @@ var menu = []fault{
 	{"restart a follower with a wiped data dir", func(r *run) { r.wipedRestart(r.follower()) }},
 	{"kill -9 all, restart all", func(r *run) { r.killAll() }},
 	{"partition a follower 3 s", func(r *run) { r.partition(r.follower()) }},
+	{"move a follower's peer URL (member update), old address closed", func(r *run) { r.movePeerURL(r.follower()) }},
 	{"partition the leader 3 s", func(r *run) { r.partition(r.leader()) }},
 	{"blackhole the leader's outbound links 3 s (one way)", func(r *run) {
 		id := r.idOf(r.leader())
@@ -53,6 +54,29 @@ var menu = []fault{
 		time.Sleep(3 * time.Second)
 		r.net.heal()
 	}},
+}
+
+// movePeerURL gives m a new peer address (a new proxy in front of the
+// same listener), updates the membership, and closes the old address: the
+// others must follow the update or lose m.
+func (r *run) movePeerURL(m *framework.Member) {
+	old := r.pxs[m.Name]
+	px, err := r.net.listenProxy()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	px.serve(old.target)
+	px.setMember(r.ids[m.Name])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id := r.memberID(ctx, m)
+	r.retry(ctx, "member update "+m.Name, func(cli *clientv3.Client) error {
+		_, err := cli.MemberUpdate(ctx, id, []string{"http://" + px.addr()})
+		return err
+	}, nil)
+	r.pxs[m.Name] = px
+	time.Sleep(500 * time.Millisecond)
+	old.close()
 }
 
 // partition cuts m off from every other member (both directions) for 3 s.
@@ -194,6 +218,7 @@ func (r *run) addMember(ctx context.Context) {
 	}
 	r.ids[name] = fmt.Sprintf("%016x", add.Member.ID)
 	px.setMember(r.ids[name])
+	r.pxs[name] = px
 	nm := r.c.AddMemberProcess(r.t, name, []string{
 		"--name", name, "--data-dir", filepath.Join(r.c.Dir(), name+".data"),
 		"--listen-peer-urls", listen, "--initial-advertise-peer-urls", peer,

@@ -36,6 +36,7 @@ type run struct {
 	added int
 	net   *network
 	ids   map[string]string // member name -> ID as on the wire
+	pxs   map[string]*proxy // member name -> the proxy its peers dial
 	notes []string
 	mu    sync.Mutex
 }
@@ -85,7 +86,7 @@ func TestRobustness(t *testing.T) {
 func runSeed(t *testing.T, seed int64) outcome {
 	r := &run{t: t, seed: seed, rng: rand.New(rand.NewPCG(uint64(seed), 0x5eed))}
 	out := outcome{seed: seed}
-	r.c, r.net, r.ids = proxiedCluster(t)
+	r.c, r.net, r.ids, r.pxs = proxiedCluster(t)
 	for i := range faultsPerRun {
 		out.faults = append(out.faults, menu[(int(seed-1)*faultsPerRun+i)%len(menu)].name)
 	}
@@ -154,7 +155,7 @@ func runSeed(t *testing.T, seed int64) outcome {
 
 // proxiedCluster starts 3 members whose peer traffic all passes through
 // the suite's proxies (see netproxy_test.go).
-func proxiedCluster(t *testing.T) (*framework.Cluster, *network, map[string]string) {
+func proxiedCluster(t *testing.T) (*framework.Cluster, *network, map[string]string, map[string]*proxy) {
 	n := newNetwork()
 	t.Cleanup(n.close)
 	ports := framework.FreePorts(t, 6)
@@ -177,10 +178,12 @@ func proxiedCluster(t *testing.T) (*framework.Cluster, *network, map[string]stri
 	for name, id := range c.MemberIDs(t) {
 		ids[name] = fmt.Sprintf("%016x", id)
 	}
+	pxs := map[string]*proxy{}
 	for i, p := range n.proxies {
 		p.setMember(ids[specs[i].Name])
+		pxs[specs[i].Name] = p
 	}
-	return c, n, ids
+	return c, n, ids, pxs
 }
 
 // settle waits until every member reports the same revision twice in a
