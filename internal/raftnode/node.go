@@ -229,7 +229,16 @@ func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 		}
 		ctx, cancel := context.WithTimeout(ctx, n.cfg.TickInterval)
 		defer cancel()
-		return n.node.Step(ctx, m)
+		// Step fails only if raft did not take the message (a busy loop
+		// under load, or stopping): nothing was appended, so the proposer
+		// may propose again.
+		if err := n.node.Step(ctx, m); err != nil {
+			if n.cfg.OnProposalDropped != nil {
+				n.cfg.OnProposalDropped(m)
+			}
+			return err
+		}
+		return nil
 	}
 	return n.node.Step(ctx, m)
 }
