@@ -270,8 +270,12 @@ func (r *run) checkHashes(rev int64) int {
 func (r *run) checkWatch(live [][]*mvccpb.Event, rev, compacted int64) {
 	var after [][]*mvccpb.Event // the live events past the compaction
 	for _, evs := range live {
-		if evs[0].Kv.ModRevision > compacted {
-			after = append(after, evs)
+		// A response may hold several revisions: cut inside it.
+		for j, ev := range evs {
+			if ev.Kv.ModRevision > compacted {
+				after = append(after, evs[j:])
+				break
+			}
 		}
 	}
 	r.checkOrdered("live watcher", live)
