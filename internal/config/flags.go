@@ -22,6 +22,7 @@ const (
 type rawFlags struct {
 	listenClient, advertiseClient, listenPeer, advertisePeer, listenMetrics string
 	initialCluster, logOutputs, discoveryEndpoints                          string
+	featureGates                                                            string
 	version                                                                 bool
 	tls                                                                     tlsRaw
 }
@@ -85,6 +86,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server at /debug/pprof.")
 	fs.BoolVar(&c.InitialCorruptCheck, "initial-corrupt-check", c.InitialCorruptCheck, "Compare this member's data with its peers' before serving clients (refuse to start on a mismatch).")
 	fs.BoolVar(&c.InitialCorruptCheck, "experimental-initial-corrupt-check", c.InitialCorruptCheck, "Alias of --initial-corrupt-check.")
+	fs.StringVar(&r.featureGates, "feature-gates", "", "etcd's server feature gates, Name=true|false,... (InitialCorruptCheck acts as --initial-corrupt-check; the others are accepted).")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Period of the leader's data corruption check across members, e.g. 5m (0 disables); a mismatch raises the CORRUPT alarm.")
 	fs.DurationVar(&c.CorruptCheckTime, "experimental-corrupt-check-time", c.CorruptCheckTime, "Alias of --corrupt-check-time.")
 
@@ -142,6 +144,11 @@ func Parse(args, environ []string) (*Config, []string, error) {
 	if err := finish(c, &r, set); err != nil {
 		return nil, warnings, err
 	}
+	gw, err := applyFeatureGates(c, r.featureGates, set)
+	if err != nil {
+		return nil, warnings, err
+	}
+	warnings = append(warnings, gw...)
 	if c.EnableV2 {
 		warnings = append(warnings, "--enable-v2 is ignored: cadre serves only the v3 API")
 	}
