@@ -73,7 +73,7 @@ type Info struct {
 	// expiry is unknown: the checkpointed remaining TTL if any, else the
 	// granted TTL; clients must be answered by the leader (etcd forwards).
 	RemainingTTL int64
-	Keys         [][]byte // sorted
+	Keys         [][]byte // sorted; Lookup leaves it empty (use Keys)
 }
 
 // Checkpoint is a lease's remaining TTL to replicate.
@@ -162,7 +162,7 @@ func (l *Lessor) Grant(id, ttl int64) (Info, error) {
 		ls.expiry = l.now().Add(seconds(ttl))
 	}
 	l.leases[id] = ls
-	return l.infoLocked(ls, l.now()), nil
+	return l.infoLocked(ls, l.now(), false), nil
 }
 
 // Revoke forgets lease id and returns its attached keys, sorted so that
@@ -238,7 +238,7 @@ func (l *Lessor) LeaseOf(key []byte) int64 {
 	return l.keys[string(key)]
 }
 
-// Lookup describes lease id.
+// Lookup describes lease id, without its keys (Keys lists them).
 func (l *Lessor) Lookup(id int64) (Info, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -246,7 +246,7 @@ func (l *Lessor) Lookup(id int64) (Info, bool) {
 	if !ok {
 		return Info{}, false
 	}
-	return l.infoLocked(ls, l.now()), true
+	return l.infoLocked(ls, l.now(), false), true
 }
 
 // Exists reports whether lease id exists (cheap: no key list is built).
@@ -297,7 +297,7 @@ func (l *Lessor) Leases() []Info {
 	now := l.now()
 	out := make([]Info, 0, len(l.leases))
 	for _, ls := range l.leases {
-		out = append(out, l.infoLocked(ls, now))
+		out = append(out, l.infoLocked(ls, now, true))
 	}
 	slices.SortFunc(out, func(a, b Info) int { return cmp.Compare(a.ID, b.ID) })
 	return out
@@ -483,8 +483,13 @@ func (l *Lessor) Checkpoints(limit int) []Checkpoint {
 
 // ---- helpers ----
 
-func (l *Lessor) infoLocked(ls *lease, now time.Time) Info {
-	in := Info{ID: ls.id, GrantedTTL: ls.granted, Keys: sortedKeys(ls.keys)}
+// infoLocked describes ls; sorting its keys costs O(k log k), so only
+// callers that want them (withKeys) pay it.
+func (l *Lessor) infoLocked(ls *lease, now time.Time, withKeys bool) Info {
+	in := Info{ID: ls.id, GrantedTTL: ls.granted}
+	if withKeys {
+		in.Keys = sortedKeys(ls.keys)
+	}
 	switch {
 	case l.primary && !now.Before(ls.expiry):
 		in.RemainingTTL = -1

@@ -123,9 +123,8 @@ func TestAttachDetachRevoke(t *testing.T) {
 	l.Detach(1, []byte("missing")) // no-op
 	l.Detach(9, []byte("a"))       // no such lease: no-op
 
-	info, _ := l.Lookup(1)
-	if want := keys("a"); !reflect.DeepEqual(info.Keys, want) {
-		t.Fatalf("lease 1 keys = %q, want %q", info.Keys, want)
+	if want, got := keys("a"), l.Keys(1); !reflect.DeepEqual(got, want) {
+		t.Fatalf("lease 1 keys = %q, want %q", got, want)
 	}
 	got, err := l.Revoke(2)
 	if err != nil {

@@ -164,14 +164,8 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 			s.metrics.LeaderChanges.Inc()
 			// The lessor follows leadership at once (etcd does too): every
 			// moment a new leader cannot renew eats into the leases that
-			// clients are trying to keep alive across the change. The lease
-			// loop reconciles again on its next tick either way.
-			switch {
-			case is && !s.lessor.IsPrimary():
-				s.lessor.Promote(s.cfg.ElectionTimeout)
-			case !is && s.lessor.IsPrimary():
-				s.lessor.Demote()
-			}
+			// clients are trying to keep alive across the change.
+			s.lessorFollows(is)
 		},
 		Committed:     func(n int) { s.metrics.ProposalsCommitted.Add(float64(n)) },
 		SnapshotSaved: func(uint64) { s.metrics.SnapshotsSaved.Inc() },

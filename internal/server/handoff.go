@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -29,43 +28,9 @@ import (
 // proposal outright. Proposing again is safe precisely because a dropped
 // proposal was never appended to any log: it cannot commit twice.
 
-// inflight maps the request IDs this member is waiting on to a channel
-// that asks their proposer to propose again.
-type inflight struct {
-	mu   sync.Mutex
-	redo map[uint64]chan struct{}
-}
-
-func (f *inflight) add(id uint64) chan struct{} {
-	ch := make(chan struct{}, 1)
-	f.mu.Lock()
-	if f.redo == nil {
-		f.redo = map[uint64]chan struct{}{}
-	}
-	f.redo[id] = ch
-	f.mu.Unlock()
-	return ch
-}
-
-func (f *inflight) remove(id uint64) {
-	f.mu.Lock()
-	delete(f.redo, id)
-	f.mu.Unlock()
-}
-
-// dropped asks the proposer of id, if it still waits, to propose again.
-func (f *inflight) dropped(id uint64) bool {
-	f.mu.Lock()
-	ch, ok := f.redo[id]
-	f.mu.Unlock()
-	if ok {
-		select {
-		case ch <- struct{}{}:
-		default: // already asked
-		}
-	}
-	return ok
-}
+// redoProposal is what the wait registry delivers (Notify) to a proposer
+// whose proposal was dropped unappended: propose it again.
+type redoProposal struct{}
 
 // proposeData hands data to raft. A proposal raft refuses outright was not
 // appended anywhere (no leader known, or this leader is handing over), so
@@ -148,7 +113,7 @@ func (s *Server) registerHandoffHandler(mux *http.ServeMux) {
 		}
 		n := 0
 		for _, id := range in.IDs {
-			if s.inflight.dropped(id) {
+			if s.reqs.Notify(id, redoProposal{}) {
 				n++
 			}
 		}

@@ -85,8 +85,6 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.
 	s.metrics.ProposalsPending.Inc()
 	defer s.metrics.ProposalsPending.Dec()
 
-	redo := s.inflight.add(id)
-	defer s.inflight.remove(id)
 	if err := s.proposeData(ctx, data); err != nil {
 		s.reqs.Cancel(id)
 		s.metrics.ProposalsFailed.Inc()
@@ -95,10 +93,12 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.
 	for {
 		select {
 		case x := <-ch:
-			res := x.(result)
-			return res.resp, res.err
-		case <-redo:
-			// Dropped unappended during a leader change (handoff.go).
+			res, ok := x.(result)
+			if ok {
+				return res.resp, res.err
+			}
+			// redoProposal: dropped unappended during a leader change
+			// (handoff.go).
 			if err := s.proposeData(ctx, data); err != nil {
 				s.reqs.Cancel(id)
 				s.metrics.ProposalsFailed.Inc()

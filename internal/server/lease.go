@@ -148,15 +148,8 @@ func (s *Server) leaseLoop() {
 			return
 		case <-t.C:
 		}
-		// Compared with the lessor's own state, not a remembered flag, so a
-		// recovery (which leaves the lessor non-primary) is promoted again.
 		isLeader := s.node.IsLeader()
-		switch {
-		case isLeader && !s.lessor.IsPrimary():
-			s.lessor.Promote(s.cfg.ElectionTimeout)
-		case !isLeader && s.lessor.IsPrimary():
-			s.lessor.Demote()
-		}
+		s.lessorFollows(isLeader)
 		if !isLeader {
 			continue
 		}
@@ -181,6 +174,22 @@ func (s *Server) leaseLoop() {
 				s.lg.Debug("lease checkpoint failed", "error", err.Error())
 			}
 		}
+	}
+}
+
+// lessorFollows makes the lessor primary exactly while this member leads.
+// The leader-change event calls it at once; the lease loop again on every
+// tick, compared with the lessor's own state, so a recovery (which leaves
+// the lessor non-primary) is promoted again.
+func (s *Server) lessorFollows(isLeader bool) {
+	// One at a time: a second Promote would reset expiries renewed since.
+	s.lessorMu.Lock()
+	defer s.lessorMu.Unlock()
+	switch {
+	case isLeader && !s.lessor.IsPrimary():
+		s.lessor.Promote(s.cfg.ElectionTimeout)
+	case !isLeader && s.lessor.IsPrimary():
+		s.lessor.Demote()
 	}
 }
 

@@ -100,23 +100,28 @@ func (s *Server) proposeConfChange(ctx context.Context, cc *raftpb.ConfChange) e
 		s.reqs.Cancel(id)
 		return s.proposeError(ctx, err)
 	}
-	select {
-	case x := <-ch:
-		res := x.(result)
-		// Reply only once raft counts the change as applied: raft drops
-		// a next change proposed before that (etcd #15528).
+	for {
 		select {
-		case <-s.node.WaitAdvanced(res.index):
+		case x := <-ch:
+			res, ok := x.(result)
+			if !ok {
+				continue // a drop notice: only normal proposals are proposed again
+			}
+			// Reply only once raft counts the change as applied: raft drops
+			// a next change proposed before that (etcd #15528).
+			select {
+			case <-s.node.WaitAdvanced(res.index):
+			case <-ctx.Done():
+			case <-s.stopping:
+			}
+			return res.err
 		case <-ctx.Done():
+			s.reqs.Cancel(id)
+			return s.proposeError(ctx, ctx.Err())
 		case <-s.stopping:
+			s.reqs.Cancel(id)
+			return cerr.ErrStopped
 		}
-		return res.err
-	case <-ctx.Done():
-		s.reqs.Cancel(id)
-		return s.proposeError(ctx, ctx.Err())
-	case <-s.stopping:
-		s.reqs.Cancel(id)
-		return cerr.ErrStopped
 	}
 }
 

@@ -47,16 +47,17 @@ type Server struct {
 	clusterID atomic.Uint64
 	cluster   *membership.Cluster
 
-	wal     *wal.WAL
-	store   *mvcc.Store
-	lessor  *lease.Lessor
-	alarms  *apply.Alarms
-	applier *apply.Applier // the state machine: every committed entry goes through it
-	auth    *auth.Store
-	tokens  *auth.Tokens
-	jwt     *auth.JWT // --auth-token jwt: tokens are signed, not replicated
-	node    *raftnode.Node
-	tr      *transport.Transport
+	wal      *wal.WAL
+	store    *mvcc.Store
+	lessor   *lease.Lessor
+	lessorMu sync.Mutex // serializes lessorFollows
+	alarms   *apply.Alarms
+	applier  *apply.Applier // the state machine: every committed entry goes through it
+	auth     *auth.Store
+	tokens   *auth.Tokens
+	jwt      *auth.JWT // --auth-token jwt: tokens are signed, not replicated
+	node     *raftnode.Node
+	tr       *transport.Transport
 
 	peerSrv   *http.Server
 	peerLns   []net.Listener
@@ -72,8 +73,7 @@ type Server struct {
 	fatalOnce sync.Once
 	err       error // why the member stopped (nil for a clean stop)
 
-	confMu   sync.Mutex // one membership change at a time (raft allows one pending)
-	inflight inflight   // proposals this member waits on, for loss-free hand-off
+	confMu sync.Mutex // one membership change at a time (raft allows one pending)
 
 	peerClient *http.Client // forwards membership requests to the leader
 	peerTLS    PeerTLS

@@ -24,10 +24,12 @@ func NewRegistry() *Registry {
 	return r
 }
 
-// Register returns the channel on which the result for id arrives.
+// Register returns the channel on which the result for id arrives, and
+// possibly before it one Notify.
 func (r *Registry) Register(id uint64) <-chan any {
 	s := &r.shards[id%16]
-	ch := make(chan any, 1)
+	// Room for one Notify and the result: Trigger never blocks.
+	ch := make(chan any, 2)
 	s.mu.Lock()
 	s.m[id] = ch
 	s.mu.Unlock()
@@ -44,6 +46,20 @@ func (r *Registry) Trigger(id uint64, x any) {
 	if ok {
 		ch <- x
 	}
+}
+
+// Notify delivers x to the waiter of id without forgetting it, if the
+// waiter exists and has nothing pending; it reports whether it delivered.
+func (r *Registry) Notify(id uint64, x any) bool {
+	s := &r.shards[id%16]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.m[id]
+	if !ok || len(ch) > 0 {
+		return false
+	}
+	ch <- x
+	return true
 }
 
 // Cancel forgets the waiter of id (the caller gave up).

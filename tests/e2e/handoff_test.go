@@ -119,14 +119,6 @@ func (w *handoffWriter) stop(since time.Time) (gap time.Duration, timeouts, n in
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	prev := since
-	for _, at := range w.at {
-		if at.Before(since) {
-			continue
-		}
-		gap = max(gap, at.Sub(prev))
-		prev = at
-		n++
-	}
+	gap, n = longestGap(w.at, since)
 	return gap, w.timeouts, n
 }

@@ -83,17 +83,24 @@ func (w *membTimedWriter) finish(t *testing.T, since time.Time) ([]string, time.
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var gap time.Duration
+	gap, _ := longestGap(w.at, since)
+	t.Logf("writer %s: %d acknowledged, %d failed", w.prefix, len(w.acked), w.fails)
+	return append([]string(nil), w.acked...), gap
+}
+
+// longestGap is the longest time between since and the acknowledgements
+// at or after it, one after the other; n counts those acknowledgements.
+func longestGap(acks []time.Time, since time.Time) (gap time.Duration, n int) {
 	prev := since
-	for _, at := range w.at {
+	for _, at := range acks {
 		if at.Before(since) {
 			continue
 		}
 		gap = max(gap, at.Sub(prev))
 		prev = at
+		n++
 	}
-	t.Logf("writer %s: %d acknowledged, %d failed", w.prefix, len(w.acked), w.fails)
-	return append([]string(nil), w.acked...), gap
+	return gap, n
 }
 
 // TestLeaderRemovalWhileWriting removes the leader while a client writes:
