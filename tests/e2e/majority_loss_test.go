@@ -29,15 +29,22 @@ func TestMajorityLossSnapshotRecovery(t *testing.T) {
 	// Acknowledged writes, some of them overwritten, so the restore must
 	// keep the latest value of each key.
 	acked := map[string]string{}
+	var lastRev int64
 	for i := range 120 {
 		k, v := fmt.Sprintf("/ml/%03d", i%80), fmt.Sprintf("v%d", i)
-		if _, err := cli.Put(ctx, k, v); err != nil {
+		resp, err := cli.Put(ctx, k, v)
+		if err != nil {
 			t.Fatalf("put %s: %v", k, err)
 		}
 		acked[k] = v
+		lastRev = resp.Header.Revision
 	}
 
+	// A write is acknowledged once a majority holds it, so the member that
+	// will survive may still lack the last ones; the article's path starts
+	// from a survivor that has them. Wait until it has applied them all.
 	survivor := c.Members[0]
+	waitApplied(t, ctx, framework.NewClient(t, survivor.Endpoint()), lastRev)
 	c.Members[1].Kill(t)
 	c.Members[2].Kill(t)
 	one := framework.NewClient(t, survivor.Endpoint())
@@ -112,6 +119,23 @@ func TestMajorityLossSnapshotRecovery(t *testing.T) {
 	if _, err := rcli.Put(ctx, "/ml/after", "restored"); err != nil {
 		t.Fatalf("write to the restored cluster: %v", err)
 	}
+}
+
+// waitApplied waits (bounded by ctx and 200 tries) until the member behind
+// cli has applied revision rev, read serializably from its own data.
+func waitApplied(t *testing.T, ctx context.Context, cli *clientv3.Client, rev int64) {
+	t.Helper()
+	var last int64
+	for range 200 {
+		resp, err := cli.Get(ctx, "/", clientv3.WithSerializable(), clientv3.WithCountOnly())
+		if err == nil {
+			if last = resp.Header.Revision; last >= rev {
+				return
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("member has applied revision %d, want %d", last, rev)
 }
 
 // memberID finds a member's ID by name in the (serializable) member list.

@@ -23,14 +23,20 @@ func TestForceNewCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var acked []string
+	var lastRev int64
 	for i := 0; i < 50; i++ {
 		k := fmt.Sprintf("/fnc/%03d", i)
-		if _, err := cli.Put(ctx, k, "v"); err != nil {
+		resp, err := cli.Put(ctx, k, "v")
+		if err != nil {
 			t.Fatal(err)
 		}
 		acked = append(acked, k)
+		lastRev = resp.Header.Revision
 	}
 	survivor, lost1, lost2 := c.Members[0], c.Members[1], c.Members[2]
+	// A majority acknowledged the writes; the survivor must hold them all
+	// before the others go (see TestMajorityLossSnapshotRecovery).
+	waitApplied(t, ctx, framework.NewClient(t, survivor.Endpoint()), lastRev)
 	lost1.Kill(t)
 	lost2.Kill(t)
 
