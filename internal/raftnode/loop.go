@@ -161,6 +161,10 @@ func (n *Node) updateLeader(ss *raft.SoftState) {
 		if ss.Lead == raft.None {
 			n.failPendingReads(ErrNoLeader)
 		}
+		select {
+		case n.leaderc <- struct{}{}:
+		default:
+		}
 	}
 }
 

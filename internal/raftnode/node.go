@@ -116,6 +116,10 @@ type Node struct {
 	readc       chan struct{}
 	readStates  chan raft.ReadState
 	readSeq     atomic.Uint64
+	// leaderc wakes a read waiting on a lost ReadIndex when the leader
+	// changes: a request sent to the old leader is never answered, and the
+	// new one can answer at once.
+	leaderc chan struct{}
 }
 
 type readResult struct {
@@ -141,6 +145,7 @@ func Start(cfg Config, peers []raft.Peer) *Node {
 		snapc:      make(chan uint64, 1),
 		readc:      make(chan struct{}, 1),
 		readStates: make(chan raft.ReadState, 16),
+		leaderc:    make(chan struct{}, 1),
 	}
 	if n.confState == nil {
 		n.confState = &raftpb.ConfState{}

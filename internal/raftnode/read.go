@@ -84,20 +84,32 @@ func (n *Node) failPendingReads(err error) {
 	}
 }
 
-// requestReadIndex sends one ReadIndex and waits for its ReadState. A lost
-// request (leader change) is retried a bounded number of times.
+// requestReadIndex sends one ReadIndex and waits for its ReadState. A
+// request lost to a leader change is sent again as soon as a leader is
+// known; one lost otherwise, after half an election timeout. Both are
+// bounded in attempts and time.
 func (n *Node) requestReadIndex() (uint64, error) {
 	timeout := 2 * n.cfg.TickInterval * time.Duration(n.cfg.ElectionTicks)
-	deadline := time.Now().Add(timeout)
-	for attempt := 0; attempt < 10 && time.Now().Before(deadline); attempt++ {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for attempt := 0; attempt < 10; attempt++ {
 		if n.Leader() == 0 {
-			// Wait briefly for an election rather than fail at once.
+			// Wait for an election rather than fail at once.
 			select {
+			case <-n.leaderc:
+				continue
 			case <-time.After(n.cfg.TickInterval):
 				continue
+			case <-deadline.C:
+				return 0, ErrNoLeader
 			case <-n.stopc:
 				return 0, ErrStopped
 			}
+		}
+		// A change seen before this request is already reflected in it.
+		select {
+		case <-n.leaderc:
+		default:
 		}
 		id := n.readSeq.Add(1)
 		rctx := make([]byte, 8)
@@ -118,17 +130,28 @@ func (n *Node) requestReadIndex() (uint64, error) {
 					return rs.Index, nil
 				}
 				// An answer to an older request that timed out: ignore.
+			case <-n.leaderc:
+				n.lg.Debug("leader changed while a read index request was pending; resending", slog.Uint64("attempt", uint64(attempt)))
+				retry.Stop()
+				break wait
 			case <-retry.C:
 				n.lg.Debug("read index request lost; retrying", slog.Uint64("attempt", uint64(attempt)))
 				break wait
+			case <-deadline.C:
+				retry.Stop()
+				return 0, n.readTimeoutErr()
 			case <-n.stopc:
 				retry.Stop()
 				return 0, ErrStopped
 			}
 		}
 	}
+	return 0, n.readTimeoutErr()
+}
+
+func (n *Node) readTimeoutErr() error {
 	if n.Leader() == 0 {
-		return 0, ErrNoLeader
+		return ErrNoLeader
 	}
-	return 0, ErrReadTimeout
+	return ErrReadTimeout
 }
