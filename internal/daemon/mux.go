@@ -51,17 +51,25 @@ func (s *splitListener) acceptLoop() {
 }
 
 // route peeks at the first bytes with a deadline, so a silent client can
-// hold a goroutine only briefly.
+// hold a goroutine only briefly. It decides at the first byte that cannot
+// start the preface, so a short HTTP/1 request or garbage is answered at
+// once rather than after the deadline.
 func (s *splitListener) route(c net.Conn) {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReaderSize(c, 4096)
-	head, err := br.Peek(len(http2Preface))
+	var head []byte
+	var err error
+	for n := 1; n <= len(http2Preface); n++ {
+		if head, err = br.Peek(n); err != nil || !bytes.Equal(head, http2Preface[:n]) {
+			break
+		}
+	}
 	_ = c.SetReadDeadline(time.Time{})
 	var pc net.Conn = &peekedConn{Conn: c, r: br}
 	if tc, ok := c.(*tls.Conn); ok {
 		pc = &peekedTLSConn{peekedConn{Conn: c, r: br}, tc}
 	}
-	if err == nil && bytes.Equal(head, http2Preface) {
+	if bytes.Equal(head, http2Preface) {
 		s.grpc.deliver(pc)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ const buildTimeout = 5 * time.Minute
 var builds = struct {
 	mu   sync.Mutex
 	dir  string
+	tags string // go build -tags, set by Main
 	bins map[string]buildResult
 }{bins: map[string]buildResult{}}
 
@@ -37,7 +39,11 @@ type buildResult struct {
 
 // Main runs the tests of a package and then removes the binaries built for
 // them. Use it as: func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
-func Main(m *testing.M) int {
+// Build tags (e.g. "faultinject") apply to every binary built for them.
+func Main(m *testing.M, tags ...string) int {
+	builds.mu.Lock()
+	builds.tags = strings.Join(tags, ",")
+	builds.mu.Unlock()
 	code := m.Run()
 	builds.mu.Lock()
 	defer builds.mu.Unlock()
@@ -155,7 +161,11 @@ func buildLocked(pkg, name string) (string, error) {
 		builds.dir = d
 	}
 	out := filepath.Join(builds.dir, name)
-	res := runCommand(root, buildTimeout, goEnv(), nil, "go", "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if builds.tags != "" {
+		args = append(args, "-tags", builds.tags)
+	}
+	res := runCommand(root, buildTimeout, goEnv(), nil, "go", append(args, pkg)...)
 	if res.Err != nil || res.Code != 0 {
 		return "", fmt.Errorf("go build -o %s %s in %s failed (exit %d, %v):\n%s%s",
 			out, pkg, root, res.Code, res.Err, res.Stdout, res.Stderr)

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cadrekv/cadre/internal/storage/wal"
 	"github.com/cadrekv/cadre/tests/framework"
 )
 
@@ -47,6 +48,9 @@ var menu = []fault{
 		time.Sleep(3 * time.Second)
 		r.net.heal()
 	}},
+	{"WAL fsync fails (EIO) on the leader", func(r *run) { r.diskFault(r.leader(), wal.FaultFsyncEIO) }},
+	{"WAL write fails (EIO, torn) on a follower", func(r *run) { r.diskFault(r.follower(), wal.FaultWriteEIO) }},
+	{"WAL disk full (ENOSPC, torn) on a follower", func(r *run) { r.diskFault(r.follower(), wal.FaultWriteENOSPC) }},
 	{"lossy links to and from the leader, 3 s", func(r *run) {
 		id := r.idOf(r.leader())
 		r.net.setLossy("*", id)
@@ -123,6 +127,36 @@ func (r *run) follower() *framework.Member {
 		}
 	}
 	return fs[r.rng.IntN(len(fs))]
+}
+
+// walFaultsEnv puts every member's WAL behind its control file (a
+// faultinject build; see TestMain).
+const walFaultsEnv = "CADRE_WAL_FAULTS=1"
+
+// diskFault makes m's WAL disk fail with fault while traffic runs. The
+// member must stop by itself (fail-stop: exit ≠ 0, never acknowledging
+// what it could not persist); the disk is then healed and m restarted,
+// and must recover from its own log (repairing a torn tail) and its peers.
+// What it acknowledged before is checked at the end of the run.
+func (r *run) diskFault(m *framework.Member, fault string) {
+	ctl := wal.FaultControlFile(filepath.Join(m.DataDir(), "member", "wal"))
+	if err := os.WriteFile(ctl, []byte(fault), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	code, exited := m.Wait(10 * time.Second)
+	if err := os.Remove(ctl); err != nil {
+		r.t.Fatal(err)
+	}
+	switch {
+	case !exited:
+		r.t.Errorf("%s still runs 10 s after its WAL began failing with %s: a member that cannot persist must stop", m.Name, fault)
+		m.Kill(r.t)
+	case code == 0:
+		r.t.Errorf("%s stopped with exit 0 on a WAL %s; want a failure exit", m.Name, fault)
+	}
+	r.note("%s: WAL %s -> exit %d: %s", m.Name, fault, code, lastError(m.LogTail(15)))
+	time.Sleep(500 * time.Millisecond)
+	m.Start(r.t)
 }
 
 func (r *run) killRestart(m *framework.Member) {
@@ -224,7 +258,7 @@ func (r *run) addMember(ctx context.Context) {
 		"--listen-peer-urls", listen, "--initial-advertise-peer-urls", peer,
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "existing",
-	}, nil)
+	}, []string{walFaultsEnv})
 	r.retry(ctx, "member promote "+name, func(cli *clientv3.Client) error {
 		_, err := cli.MemberPromote(ctx, add.Member.ID)
 		if err != nil && strings.Contains(err.Error(), "can only promote a learner member") && !strings.Contains(err.Error(), "in sync") {

@@ -19,4 +19,6 @@ var (
 	flagSeed = flag.Int64("robustness.seed", 0, "run this one seed only (replays a failure)")
 )
 
-func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
+// The fault-injection build: a member started with CADRE_WAL_FAULTS=1 fails
+// its WAL writes on demand (wal.FaultControlFile).
+func TestMain(m *testing.M) { os.Exit(framework.Main(m, "faultinject")) }

@@ -173,7 +173,7 @@ func proxiedCluster(t *testing.T) (*framework.Cluster, *network, map[string]stri
 			ListenPeerURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		})
 	}
-	c := framework.NewClusterAt(t, specs, framework.Options{})
+	c := framework.NewClusterAt(t, specs, framework.Options{Env: []string{walFaultsEnv}})
 	ids := map[string]string{}
 	for name, id := range c.MemberIDs(t) {
 		ids[name] = fmt.Sprintf("%016x", id)

@@ -57,7 +57,7 @@ const (
 	bufKeepLimit       = 4 << 20 // larger batch buffers are not kept for reuse
 )
 
-func (o Options) withDefaults() Options {
+func (o Options) withDefaults(dir string) Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -67,7 +67,7 @@ func (o Options) withDefaults() Options {
 	o.SegmentSize = max(o.SegmentSize, minSegmentSize)
 	o.SegmentSize += int64(padLen(int(o.SegmentSize % recAlign)))
 	if o.fs == nil {
-		o.fs = osFS{}
+		o.fs = defaultFS(dir)
 	}
 	return o
 }
@@ -123,7 +123,7 @@ func Exist(dir string) bool {
 // Create makes dir (0700) and a first segment holding metadata. It fails
 // with ErrExist if dir already holds segments.
 func Create(dir string, metadata []byte, opts Options) (*WAL, error) {
-	opts = opts.withDefaults()
+	opts = opts.withDefaults(dir)
 	if names, err := opts.fs.List(dir); err == nil {
 		if seqs, _ := segmentsIn(names); len(seqs) > 0 {
 			return nil, fmt.Errorf("%w: %s holds WAL segments; use Open to reuse them or remove the directory", ErrExist, dir)
@@ -188,7 +188,7 @@ func (w *WAL) path(s segment) string { return filepath.Join(w.dir, segmentName(s
 // Open replays every segment in dir, repairs a torn tail in the last one and
 // returns a WAL positioned for appending.
 func Open(dir string, opts Options) (*WAL, *Replay, error) {
-	opts = opts.withDefaults()
+	opts = opts.withDefaults(dir)
 	w := newWAL(dir, opts)
 	names, err := w.fs.List(dir)
 	if err != nil {
