@@ -112,4 +112,3 @@ func (f *controlledFile) Allocate(size int64) error {
 	}
 	return f.file.Allocate(size)
 }
-
