@@ -75,6 +75,28 @@ func MetaRecords(enabled bool, revision uint64, users, roles map[string][]byte) 
 	return out
 }
 
+// DecodeMetaRecords is MetaRecords' inverse: from the records under
+// "auth/", the auth switch, revision, and each user's and role's encoded
+// authpb message by name (for export to etcd's layout).
+func DecodeMetaRecords(meta map[string][]byte) (enabled bool, revision uint64, users, roles map[string][]byte, err error) {
+	users, roles = map[string][]byte{}, map[string][]byte{}
+	for k, v := range meta {
+		switch {
+		case k == metaEnabled:
+			enabled = string(v) == "1"
+		case k == metaRevision:
+			if revision, err = strconv.ParseUint(string(v), 10, 64); err != nil {
+				return false, 0, nil, nil, fmt.Errorf("auth: unreadable revision %q", v)
+			}
+		case strings.HasPrefix(k, metaUser):
+			users[strings.TrimPrefix(k, metaUser)] = v
+		case strings.HasPrefix(k, metaRole):
+			roles[strings.TrimPrefix(k, metaRole)] = v
+		}
+	}
+	return enabled, revision, users, roles, nil
+}
+
 // Meta is where the store persists itself: the apply batch's meta bucket,
 // written in the same transaction as the applied index.
 type Meta interface {

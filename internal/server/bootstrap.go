@@ -284,6 +284,7 @@ func (s *Server) restartFromDisk(ms *raft.MemoryStorage, start *raftnode.Config,
 		return fmt.Errorf("opening WAL in %s: %w", walDir(s.cfg.DataDir), err)
 	}
 	s.wal = w
+	removeStaleExports(s.cfg.DataDir, lg)
 	var meta schema.WALMetadata
 	if err := json.Unmarshal(rep.Metadata, &meta); err != nil || meta.MemberID == 0 {
 		w.Close()

@@ -3,7 +3,12 @@ package server
 import (
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/cadrekv/cadre/internal/snapshot"
 )
 
 // snapshotStorageVersion is what Maintenance.Snapshot reports as the
@@ -11,31 +16,85 @@ import (
 // Status's StorageVersion.
 const snapshotStorageVersion = "3.6.0"
 
-// SnapshotStream opens a consistent copy of this member's backend for
-// Maintenance.Snapshot: body yields exactly size bytes of the bbolt file as
-// of this call. Closing body early releases the copy; so does reading it
-// to the end. While the copy is open bbolt cannot reuse the pages it
-// covers, so the caller streams it and never holds it.
+// SnapshotStream gives Maintenance.Snapshot this member's data as of this
+// call, as a database in etcd's layout (snapshot.ExportEtcd), so the file
+// `snapshot save` writes is one etcdutl and etcd read. The backend copy is
+// taken in one read transaction, written to a temporary file beside the
+// data (bbolt cannot reuse the pages a long read transaction covers, so it
+// is not held across a slow client), converted, and streamed; closing body
+// removes both files.
 func (s *Server) SnapshotStream() (body io.ReadCloser, size int64, version string, err error) {
+	tmp, err := os.MkdirTemp(memberDir(s.cfg.DataDir), "snapshot-export-")
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("creating a directory for the snapshot: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	start := time.Now()
+	raw := filepath.Join(tmp, "cadre.db")
+	index, err := s.copyBackend(raw)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	exported := filepath.Join(tmp, "etcd.db")
+	if err = snapshot.ExportEtcd(raw, exported, s.lg); err != nil {
+		return nil, 0, "", err
+	}
+	_ = os.Remove(raw)
+	f, err := os.Open(exported)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, "", err
+	}
+	s.lg.Info("sending database snapshot to client", "total-bytes", st.Size(), "applied-index", index, "prepared-in", time.Since(start))
+	return &removeOnClose{File: f, dir: tmp}, st.Size(), snapshotStorageVersion, nil
+}
+
+// copyBackend writes a consistent copy of the backend to path and returns
+// the applied index it covers.
+func (s *Server) copyBackend(path string) (uint64, error) {
 	sn, err := s.store.OpenSnapshot()
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("opening a backend snapshot: %w", err)
+		return 0, fmt.Errorf("opening a backend snapshot: %w", err)
 	}
-	size = sn.Size
-	s.lg.Info("sending database snapshot to client", "total-bytes", size, "applied-index", sn.Index)
-	pr, pw := io.Pipe()
-	go func() {
-		start := time.Now()
-		n, werr := sn.WriteTo(pw)
-		if cerr := sn.Close(); werr == nil {
-			werr = cerr
+	defer sn.Close()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := sn.WriteTo(f); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("copying the backend for a snapshot: %w", err)
+	}
+	return sn.Index, f.Close()
+}
+
+// removeStaleExports deletes what a snapshot being exported when the
+// member stopped left behind.
+func removeStaleExports(dataDir string, lg *slog.Logger) {
+	stale, _ := filepath.Glob(filepath.Join(memberDir(dataDir), "snapshot-export-*"))
+	for _, d := range stale {
+		if err := os.RemoveAll(d); err != nil {
+			lg.Warn("cannot remove a leftover snapshot export", "path", d, "error", err.Error())
 		}
-		if werr != nil {
-			s.lg.Warn("database snapshot not sent completely", "sent-bytes", n, "total-bytes", size, "error", werr.Error())
-		} else {
-			s.lg.Info("database snapshot read", "total-bytes", n, "took", time.Since(start))
-		}
-		pw.CloseWithError(werr) // nil: the reader sees EOF
-	}()
-	return pr, size, snapshotStorageVersion, nil
+	}
+}
+
+// removeOnClose deletes the snapshot's temporary directory once streamed.
+type removeOnClose struct {
+	*os.File
+	dir string
+}
+
+func (r *removeOnClose) Close() error {
+	err := r.File.Close()
+	_ = os.RemoveAll(r.dir)
+	return err
 }

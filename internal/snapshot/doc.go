@@ -16,9 +16,12 @@
 //
 // The database is either Cadre's (buckets kv, mvcc, meta; see
 // internal/storage/mvcc/doc.go) or etcd's 3.5+ (buckets key, meta, lease,
-// members, ...). Restore keeps a Cadre file as it is, and converts an etcd
-// file into Cadre's layout (see etcd.go), keeping every revision, the
-// compacted revision and the leases.
+// members, ...). A member's Maintenance.Snapshot streams etcd's layout
+// (export.go), so etcdutl and etcd read what `snapshot save` writes; raw
+// copies of member/db and older Cadre files have Cadre's. Restore keeps a
+// Cadre file as it is, and converts an etcd file into Cadre's layout (see
+// etcd.go), keeping every revision, the compacted revision, the leases and
+// auth.
 //
 // # Restore
 //

@@ -72,17 +72,6 @@ func writeWithTrailer(t testing.TB, dir string, db []byte) string {
 	return p
 }
 
-// etcdRevKey is etcd's revision key: main '_' sub [+ 't'].
-func etcdRevKey(main, sub int64, tomb bool) []byte {
-	k := binary.BigEndian.AppendUint64(nil, uint64(main))
-	k = append(k, '_')
-	k = binary.BigEndian.AppendUint64(k, uint64(sub))
-	if tomb {
-		k = append(k, 't')
-	}
-	return k
-}
-
 // etcdSnapshot builds a file in etcd's backend layout, as etcd 3.6 writes
 // it after a compaction at 3: foo (created at 2) holds revisions 3 and 5,
 // bar was put at 4 and deleted at 6, lk and zz were put in one txn at 7

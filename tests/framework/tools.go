@@ -18,6 +18,7 @@ const EtcdVersion = "v3.7.3"
 const (
 	EnvEtcdctl  = "ETCDCTL_BIN"
 	EnvEtcd     = "ETCD_BIN"
+	EnvEtcdutl  = "ETCDUTL_BIN"
 	EnvToolsDir = "CADRE_TOOLS_DIR"
 )
 
@@ -37,7 +38,15 @@ type etcdTool struct {
 var (
 	toolEtcdctl = etcdTool{env: EnvEtcdctl, name: "etcdctl", module: "go.etcd.io/etcd/etcdctl/v3"}
 	toolEtcd    = etcdTool{env: EnvEtcd, name: "etcd", module: "go.etcd.io/etcd/server/v3"}
+	toolEtcdutl = etcdTool{env: EnvEtcdutl, name: "etcdutl", module: "go.etcd.io/etcd/etcdutl/v3"}
 )
+
+// Etcdutl returns the path of a real etcdutl v3.7.3 ($ETCDUTL_BIN or built
+// like Etcdctl), for tests of the snapshot files it reads and restores.
+func Etcdutl(t testing.TB) string {
+	t.Helper()
+	return toolPath(t, toolEtcdutl)
+}
 
 // Etcdctl returns the path of a real etcdctl v3.7.3: $ETCDCTL_BIN if set,
 // otherwise a binary built once from the Go module proxy into ToolsDir.
@@ -108,6 +117,7 @@ func buildTool(dir string, tool etcdTool) (string, error) {
 	gomod := "module etcdtools\n\ngo 1.26.8\n"
 	tools := "//go:build tools\n\npackage etcdtools\n\nimport (\n" +
 		"\t_ \"go.etcd.io/etcd/etcdctl/v3\"\n" +
+		"\t_ \"go.etcd.io/etcd/etcdutl/v3\"\n" +
 		"\t_ \"go.etcd.io/etcd/server/v3\"\n)\n"
 	// go.mod is kept once written: `go get` adds the requirements to it,
 	// and the next tool built here reuses them.
