@@ -23,7 +23,8 @@ import (
 // version) and restores, plain and with --bump-revision --mark-compacted;
 // the real etcd started on the restored data dir serves the same keys,
 // values and revisions, now and in history, keeps the lease, and takes the
-// next write at the next revision. Users can leave Cadre.
+// next write at the next revision; users, roles and passwords work there.
+// Users can leave Cadre.
 func TestMigrateToEtcd(t *testing.T) {
 	framework.SkipUnlessCadre(t)
 	etcdBin := etcdServerOrSkip(t)
@@ -61,9 +62,28 @@ func TestMigrateToEtcd(t *testing.T) {
 	wantNow, _ := etcdctlGet(t, ep, "/m/", "--prefix")
 	wantOld, _ := etcdctlGet(t, ep, "/m/", "--prefix", "--rev", "5")
 
+	// Users and roles go along: root, and alice who may read /m/ only.
+	for _, step := range []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", "rootpw"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "reader"); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "reader", "/m/", clientv3.GetPrefixRangeEnd("/m/"), clientv3.PermissionType(clientv3.PermRead))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, "alice", "alicepw"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "alice", "reader"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("setting up auth: %v", err)
+		}
+	}
+	root := []string{"--user", "root:rootpw"}
+
 	dir := t.TempDir()
 	file := filepath.Join(dir, "cadre-snapshot.db")
-	res := framework.RunProcess(t, framework.Etcdctl(t), []string{"--endpoints", ep, "snapshot", "save", file}, nil)
+	res := framework.RunProcess(t, framework.Etcdctl(t), append(root, "--endpoints", ep, "snapshot", "save", file), nil)
 	if res.Code != 0 {
 		t.Fatalf("etcdctl snapshot save from Cadre: %s", res)
 	}
@@ -86,23 +106,32 @@ func TestMigrateToEtcd(t *testing.T) {
 
 	// Plain restore into etcd: the same answers.
 	eep := restoreIntoEtcd(t, etcdBin, etcdutl, file, filepath.Join(dir, "plain"))
-	gotNow, rawNow := etcdctlGet(t, eep, "/m/", "--prefix")
-	gotOld, rawOld := etcdctlGet(t, eep, "/m/", "--prefix", "--rev", "5")
+	gotNow, rawNow := etcdctlGet(t, eep, "/m/", "--prefix", "--user", "root:rootpw")
+	gotOld, rawOld := etcdctlGet(t, eep, "/m/", "--prefix", "--rev", "5", "--user", "root:rootpw")
 	if fmt.Sprint(gotNow.Kvs) != fmt.Sprint(wantNow.Kvs) || gotNow.Header.Revision != wantNow.Header.Revision {
 		t.Fatalf("etcdctl get on etcd restored from Cadre:\n%s\nwant Cadre's keys and revision %d", rawNow, wantNow.Header.Revision)
 	}
 	if fmt.Sprint(gotOld.Kvs) != fmt.Sprint(wantOld.Kvs) {
 		t.Fatalf("etcdctl get --rev 5 on etcd restored from Cadre:\n%s", rawOld)
 	}
-	res = framework.RunProcess(t, framework.Etcdctl(t), []string{"--endpoints", eep, "get", "/m/", "--prefix", "--rev", "2"}, nil)
+	// alice reads /m/ with her password, and nothing else; no user, nothing.
+	if a, _ := etcdctlGet(t, eep, "/m/a", "--user", "alice:alicepw"); len(a.Kvs) != 1 || string(a.Kvs[0].Value) != "1" {
+		t.Errorf("alice reading /m/a on etcd restored from Cadre: %+v", a)
+	}
+	for _, args := range [][]string{{"get", "/other", "--user", "alice:alicepw"}, {"get", "/m/a"}} {
+		if res := framework.RunProcess(t, framework.Etcdctl(t), append([]string{"--endpoints", eep}, args...), nil); res.Code == 0 {
+			t.Errorf("etcdctl %v on etcd restored from Cadre with auth on succeeded: %s", args, res)
+		}
+	}
+	res = framework.RunProcess(t, framework.Etcdctl(t), append(root, "--endpoints", eep, "get", "/m/", "--prefix", "--rev", "2"), nil)
 	if res.Code == 0 || !strings.Contains(res.Stderr, "compacted") {
 		t.Fatalf("get at a compacted revision on etcd: %s", res)
 	}
-	res = framework.RunProcess(t, framework.Etcdctl(t), []string{"--endpoints", eep, "lease", "timetolive", strconv.FormatInt(int64(lease.ID), 16), "--keys"}, nil)
+	res = framework.RunProcess(t, framework.Etcdctl(t), append(root, "--endpoints", eep, "lease", "timetolive", strconv.FormatInt(int64(lease.ID), 16), "--keys"), nil)
 	if res.Code != 0 || !strings.Contains(res.Stdout, "granted with TTL(600s)") || !strings.Contains(res.Stdout, "/m/leased") {
 		t.Fatalf("lease on etcd after migration: %s", res)
 	}
-	res = framework.RunProcess(t, framework.Etcdctl(t), []string{"--endpoints", eep, "put", "/m/new", "x", "-w", "json"}, nil)
+	res = framework.RunProcess(t, framework.Etcdctl(t), append(root, "--endpoints", eep, "put", "/m/new", "x", "-w", "json"), nil)
 	if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf(`"revision":%d`, wantNow.Header.Revision+1)) {
 		t.Fatalf("put on etcd after migration: %s", res)
 	}
@@ -110,7 +139,7 @@ func TestMigrateToEtcd(t *testing.T) {
 	// etcdutl's --bump-revision --mark-compacted (how Kubernetes restores
 	// so that watchers re-list): revisions jump, old ones are compacted.
 	bep := restoreIntoEtcd(t, etcdBin, etcdutl, file, filepath.Join(dir, "bumped"), "--bump-revision", "1000", "--mark-compacted")
-	bumped, raw := etcdctlGet(t, bep, "/m/", "--prefix")
+	bumped, raw := etcdctlGet(t, bep, "/m/", "--prefix", "--user", "root:rootpw")
 	if len(bumped.Kvs) != len(wantNow.Kvs) || bumped.Header.Revision < wantNow.Header.Revision+1000 {
 		t.Fatalf("etcd restored with --bump-revision 1000: %s; want %d keys at revision ≥ %d", raw, len(wantNow.Kvs), wantNow.Header.Revision+1000)
 	}
@@ -173,6 +202,9 @@ func restoreIntoEtcd(t *testing.T, etcdBin, etcdutl, file, dir string, extra ...
 	ecli := framework.NewClient(t, client)
 	eventually(t, 30*time.Second, "etcd restored from Cadre answering", func() error {
 		_, err := ecli.Get(ctxFor(t, 2*time.Second), "probe")
+		if err != nil && strings.Contains(err.Error(), "user name is empty") {
+			return nil // answering, with auth on
+		}
 		return err
 	})
 	return client
