@@ -34,6 +34,19 @@ type StaticMember struct {
 // PortFree first and skip when one is busy.
 func NewClusterAt(t testing.TB, specs []StaticMember, opts Options) *Cluster {
 	t.Helper()
+	c, err := TryClusterAt(t, specs, opts)
+	if err != nil {
+		t.Fatalf("cluster on fixed ports did not start: %v", err)
+	}
+	return c
+}
+
+// TryClusterAt is NewClusterAt returning the error instead of failing the
+// test (the members started are stopped), so a caller that picked the
+// ports itself can pick others and try again: another process may take a
+// port between FreePorts and the member's bind.
+func TryClusterAt(t testing.TB, specs []StaticMember, opts Options) (*Cluster, error) {
+	t.Helper()
 	if len(specs) == 0 {
 		t.Fatal("NewClusterAt: no members")
 	}
@@ -79,9 +92,10 @@ func NewClusterAt(t testing.TB, specs []StaticMember, opts Options) *Cluster {
 		c.Close()
 	})
 	if err := c.startAll(opts.StartTimeout); err != nil {
-		t.Fatalf("cluster on fixed ports did not start: %v", err)
+		c.Close()
+		return nil, err
 	}
-	return c
+	return c, nil
 }
 
 // Dir is the directory holding the members' data dirs and logs; extra

@@ -156,34 +156,47 @@ func runSeed(t *testing.T, seed int64) outcome {
 // proxiedCluster starts 3 members whose peer traffic all passes through
 // the suite's proxies (see netproxy_test.go).
 func proxiedCluster(t *testing.T) (*framework.Cluster, *network, map[string]string, map[string]*proxy) {
-	n := newNetwork()
-	t.Cleanup(n.close)
-	ports := framework.FreePorts(t, 6)
-	var specs []framework.StaticMember
-	for i := range 3 {
-		p, err := n.listenProxy()
-		if err != nil {
-			t.Fatal(err)
+	// Another process may take a port between FreePorts and the bind:
+	// try again on other ports, a bounded number of times.
+	var lastErr error
+	for attempt := range 3 {
+		n := newNetwork()
+		ports := framework.FreePorts(t, 6)
+		var specs []framework.StaticMember
+		for i := range 3 {
+			p, err := n.listenProxy()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.serve(fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]))
+			specs = append(specs, framework.StaticMember{
+				Name:          fmt.Sprintf("infra%d", i+1),
+				ClientURL:     fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+				PeerURL:       "http://" + p.addr(),
+				ListenPeerURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			})
 		}
-		p.serve(fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]))
-		specs = append(specs, framework.StaticMember{
-			Name:          fmt.Sprintf("infra%d", i+1),
-			ClientURL:     fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-			PeerURL:       "http://" + p.addr(),
-			ListenPeerURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
-		})
+		c, err := framework.TryClusterAt(t, specs, framework.Options{Env: []string{walFaultsEnv}})
+		if err != nil {
+			n.close()
+			lastErr = err
+			t.Logf("cluster start %d failed (%v); trying other ports", attempt+1, err)
+			continue
+		}
+		t.Cleanup(n.close)
+		ids := map[string]string{}
+		for name, id := range c.MemberIDs(t) {
+			ids[name] = fmt.Sprintf("%016x", id)
+		}
+		pxs := map[string]*proxy{}
+		for i, p := range n.proxies {
+			p.setMember(ids[specs[i].Name])
+			pxs[specs[i].Name] = p
+		}
+		return c, n, ids, pxs
 	}
-	c := framework.NewClusterAt(t, specs, framework.Options{Env: []string{walFaultsEnv}})
-	ids := map[string]string{}
-	for name, id := range c.MemberIDs(t) {
-		ids[name] = fmt.Sprintf("%016x", id)
-	}
-	pxs := map[string]*proxy{}
-	for i, p := range n.proxies {
-		p.setMember(ids[specs[i].Name])
-		pxs[specs[i].Name] = p
-	}
-	return c, n, ids, pxs
+	t.Fatalf("cluster did not start in 3 attempts: %v", lastErr)
+	return nil, nil, nil, nil
 }
 
 // settle waits until every member reports the same revision twice in a
