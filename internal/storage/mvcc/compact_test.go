@@ -99,13 +99,17 @@ func TestCompaction(t *testing.T) {
 	defer func() { s.Close() }()
 	verify("after reopen")
 
-	// Compacting away the newest write (a tombstone) must not lose the
-	// current revision, in memory or after reopen.
+	// Compacting at the newest write (a tombstone) keeps that tombstone
+	// (a watch from 8 must see the deletion, as in etcd's issue 18089) and
+	// does not lose the current revision, in memory or after reopen.
 	if err := compact(s, 8); err != nil {
 		t.Fatal(err)
 	}
-	if got := storedRevs(t, s); !slices.Equal(got, []int64{6}) {
-		t.Fatalf("kv holds %v, want [6]", got)
+	if got := storedRevs(t, s); !slices.Equal(got, []int64{6, 8}) {
+		t.Fatalf("kv holds %v, want [6 8]", got)
+	}
+	if r, err := s.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, CountOnly: true}); err != nil || r.Count != 1 {
+		t.Fatalf("count after compacting at a deletion = %v, %v; want 1 (the tombstone is not a key)", r, err)
 	}
 	s.Close()
 	if s, err = Open(path, Options{}); err != nil {

@@ -64,13 +64,15 @@ func (ki *keyIndex) clone(gen uint64) *keyIndex {
 
 // compactDrop returns how many of the oldest entries compaction at rev
 // removes: all entries older than the newest one at or below rev, and that
-// one too when it is a tombstone (nothing is visible at rev then).
+// one too when it is a tombstone older than rev (nothing is visible at rev
+// then). A tombstone at exactly rev stays, as in etcd (its issue 18089): a
+// watch may start at the compacted revision and must see that deletion.
 func (ki *keyIndex) compactDrop(rev int64) int {
 	i := sort.Search(len(ki.revs), func(i int) bool { return ki.revs[i].main > rev })
 	if i == 0 {
 		return 0
 	}
-	if ki.revs[i-1].tomb {
+	if last := ki.revs[i-1]; last.tomb && last.main < rev {
 		return i
 	}
 	return i - 1
