@@ -85,7 +85,7 @@ func ParseJWTOptions(opts string) (*JWT, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pub-key: %w", err)
 	}
-	if j.pub, err = x509.ParsePKIXPublicKey(pub); err != nil {
+	if j.pub, err = parsePublicKey(pub); err != nil {
 		return nil, fmt.Errorf("pub-key %s: %w", pubFile, err)
 	}
 	if privFile != "" {
@@ -115,6 +115,23 @@ func ParseJWTOptions(opts string) (*JWT, error) {
 		return nil, fmt.Errorf("sign-method %s does not match the key type", j.method)
 	}
 	return j, nil
+}
+
+// parsePublicKey reads a public key as etcd's JWT library does: a PKIX
+// public key, or the key of a certificate (etcd's e2e tests pass a server
+// certificate as pub-key), or a PKCS#1 RSA public key.
+func parsePublicKey(der []byte) (any, error) {
+	key, err := x509.ParsePKIXPublicKey(der)
+	if err == nil {
+		return key, nil
+	}
+	if cert, cerr := x509.ParseCertificate(der); cerr == nil {
+		return cert.PublicKey, nil
+	}
+	if rk, rerr := x509.ParsePKCS1PublicKey(der); rerr == nil {
+		return rk, nil
+	}
+	return nil, fmt.Errorf("not a public key or certificate (PEM \"PUBLIC KEY\", \"CERTIFICATE\" or \"RSA PUBLIC KEY\"): %w", err)
 }
 
 func readPEM(file string) ([]byte, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,47 @@ func TestJWT(t *testing.T) {
 	}
 	if _, err := ParseJWTOptions("pub-key=/nope,sign-method=HS256"); err == nil || !strings.Contains(err.Error(), "sign-method") {
 		t.Fatalf("HS256: %v", err)
+	}
+}
+
+// TestJWTPublicKeyFromCertificate: pub-key may name a certificate (etcd's
+// own tests pass the server certificate) or a PKCS#1 RSA public key; a
+// file with neither is refused naming what was expected.
+func TestJWTPublicKeyFromCertificate(t *testing.T) {
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	privF, _ := writeKeys(t, rk, &rk.PublicKey)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &rk.PublicKey, rk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"cert.pem":  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		"pkcs1.pem": pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rk.PublicKey)}),
+		"junk.pem":  pem.EncodeToMemory(&pem.Block{Type: "JUNK", Bytes: []byte("not a key")}),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signer, err := ParseJWTOptions("pub-key=" + filepath.Join(dir, "cert.pem") + ",priv-key=" + privF + ",sign-method=RS256")
+	if err != nil {
+		t.Fatalf("a certificate as pub-key: %v", err)
+	}
+	tok, err := signer.Sign("alice", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := ParseJWTOptions("pub-key=" + filepath.Join(dir, "pkcs1.pem") + ",sign-method=RS256")
+	if err != nil {
+		t.Fatalf("a PKCS#1 public key as pub-key: %v", err)
+	}
+	if u, _, err := verifier.Verify(tok); err != nil || u != "alice" {
+		t.Fatalf("verify with the PKCS#1 key: %q %v", u, err)
+	}
+	if _, err := ParseJWTOptions("pub-key=" + filepath.Join(dir, "junk.pem") + ",sign-method=RS256"); err == nil || !strings.Contains(err.Error(), "CERTIFICATE") {
+		t.Fatalf("junk as pub-key: %v", err)
 	}
 }
