@@ -31,10 +31,41 @@ import (
 // Paths inside a data dir.
 func memberDir(dataDir string) string { return filepath.Join(dataDir, "member") }
 func walDir(dataDir string) string    { return filepath.Join(memberDir(dataDir), "wal") }
-func dbPath(dataDir string) string    { return filepath.Join(memberDir(dataDir), "db") }
+func dbPath(dataDir string) string    { return schema.DBPath(dataDir) }
 func snapDir(dataDir string) string   { return filepath.Join(memberDir(dataDir), "snap") }
 func snapPath(dataDir string, index uint64) string {
 	return filepath.Join(snapDir(dataDir), fmt.Sprintf("%016x.db", index))
+}
+
+// moveLegacyDB moves a bbolt file from where earlier Cadre versions kept
+// it (member/db) to etcd's place (member/snap/db). A rename within the data
+// dir is atomic; a crash before it leaves the old layout, which the next
+// start moves again.
+func moveLegacyDB(dataDir string, lg *slog.Logger) error {
+	old, cur := schema.LegacyDBPath(dataDir), schema.DBPath(dataDir)
+	if _, err := os.Stat(old); err != nil {
+		return nil // nothing to move
+	}
+	if _, err := os.Stat(cur); err == nil {
+		return fmt.Errorf("data dir %s holds a backend both at %s (earlier Cadre versions) and at %s; keep the one the member last used (newer modification time) and remove the other", dataDir, old, cur)
+	}
+	if err := os.Rename(old, cur); err != nil {
+		return fmt.Errorf("moving the backend from %s to %s: %w", old, cur, err)
+	}
+	if err := syncDir(filepath.Dir(cur)); err != nil {
+		return err
+	}
+	lg.Info("moved the backend to etcd's location", "from", old, "to", cur)
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // HasData reports whether dataDir already holds a member's state; the
@@ -74,6 +105,9 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 	// Stage 1: backend.
 	if err := os.MkdirAll(snapDir(cfg.DataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
+	}
+	if err := moveLegacyDB(cfg.DataDir, lg); err != nil {
+		return nil, err
 	}
 	s.store, err = mvcc.Open(dbPath(cfg.DataDir), mvcc.Options{Logger: lg, OnCommit: s.metrics.ObserveBackendCommit,
 		CommitInterval: backendCommitInterval})

@@ -139,7 +139,7 @@ func Restore(cfg RestoreConfig) (_ *Restored, err error) {
 		}
 	}()
 	memberDir := filepath.Join(cfg.DataDir, "member")
-	dbPath := filepath.Join(memberDir, "db")
+	dbPath := schema.DBPath(cfg.DataDir)
 	layout, plan, err := writeDB(cfg.SnapshotPath, dbPath, cfg.SkipHashCheck, lg)
 	if err != nil {
 		return nil, err
@@ -176,8 +176,9 @@ func prepareDataDir(dir string) (cleanup func(), err error) {
 	case len(ents) > 0:
 		return nil, fmt.Errorf("%w: --data-dir %s already holds %q; restore into a new, empty directory (never over a member's data)", ErrDataDirNotEmpty, dir, ents[0].Name())
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "member"), 0o700); err != nil {
-		return nil, fmt.Errorf("snapshot: create %s: %w", filepath.Join(dir, "member"), err)
+	// member/snap holds the backend (schema.DBPath), as in etcd.
+	if err := os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o700); err != nil {
+		return nil, fmt.Errorf("snapshot: create %s: %w", filepath.Join(dir, "member", "snap"), err)
 	}
 	return func() {
 		if created {

@@ -133,7 +133,7 @@ func TestRestoreCadre(t *testing.T) {
 		t.Fatalf("restored %+v; want cluster %x member %x revision 6", res, wantCID, self.ID)
 	}
 
-	s, err := mvcc.Open(filepath.Join(dir, "member", "db"), mvcc.Options{})
+	s, err := mvcc.Open(schema.DBPath(dir), mvcc.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestRestoreBumpRevision(t *testing.T) {
 	if res.Revision != 1006 || res.Compacted != 1006 {
 		t.Fatalf("revision %d compacted %d; want 1006 both", res.Revision, res.Compacted)
 	}
-	s, err := mvcc.Open(filepath.Join(dir, "member", "db"), mvcc.Options{})
+	s, err := mvcc.Open(schema.DBPath(dir), mvcc.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestRestoreEtcd(t *testing.T) {
 	if res.Layout != LayoutEtcd || res.Revision != 7 || res.Compacted != 3 {
 		t.Fatalf("restored %+v; want etcd layout, revision 7, compacted 3", res)
 	}
-	s, err := mvcc.Open(filepath.Join(dir, "member", "db"), mvcc.Options{})
+	s, err := mvcc.Open(schema.DBPath(dir), mvcc.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,13 @@ package e2e
 import (
 	"encoding/binary"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cadrekv/cadre/internal/storage/schema"
 	"github.com/cadrekv/cadre/tests/framework"
 )
 
@@ -17,7 +17,7 @@ import (
 // member's bbolt file (layout: internal/storage/mvcc/doc.go).
 func backendAppliedIndex(t *testing.T, m *framework.Member) uint64 {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(m.DataDir(), "member", "db"), 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	db, err := bolt.Open(schema.DBPath(m.DataDir()), 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("open %s backend: %v", m.Name, err)
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/cadrekv/cadre/internal/storage/schema"
 	"github.com/cadrekv/cadre/tests/framework"
 )
 
@@ -69,7 +69,7 @@ func waitCaughtUpRev(t *testing.T, m *framework.Member, ctx context.Context) {
 // member's backend, as a bad disk would; the record stays decodable.
 func alterStoredValue(t *testing.T, victim *framework.Member) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(victim.DataDir(), "member", "db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(schema.DBPath(victim.DataDir()), 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

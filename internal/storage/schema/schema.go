@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -136,3 +137,12 @@ type WALMetadata struct {
 	MemberID  uint64 `json:"memberID"`
 	ClusterID uint64 `json:"clusterID"`
 }
+
+// DBPath is where a member keeps its bbolt file: member/snap/db, where etcd
+// keeps its own, so etcd's offline tools (`etcdutl defrag --data-dir`) and
+// scripts that look there find it.
+func DBPath(dataDir string) string { return filepath.Join(dataDir, "member", "snap", "db") }
+
+// LegacyDBPath is where Cadre kept the bbolt file before it moved to
+// DBPath; a member found with a file there moves it on start.
+func LegacyDBPath(dataDir string) string { return filepath.Join(dataDir, "member", "db") }
