@@ -21,8 +21,9 @@ import (
 
 // Paths of Cadre's own HTTP endpoints.
 const (
-	pathDryRun   = "/cadre/v1/members/dry-run"
-	pathProgress = "/cadre/v1/members/progress"
+	pathDryRun    = "/cadre/v1/members/dry-run"
+	pathProgress  = "/cadre/v1/members/progress"
+	pathAutopilot = "/cadre/v1/autopilot"
 )
 
 // maxCadreResponse bounds what is read from one answer; a verdict or a

@@ -95,6 +95,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.newEndpointCommand(),
 		a.newMemberCommand(),
 		a.newMoveLeaderCommand(),
+		a.newAutopilotCommand(),
 		a.newRecoverCommand(),
 		a.newAlarmCommand(),
 		a.newDefragCommand(),

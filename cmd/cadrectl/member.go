@@ -75,6 +75,9 @@ func (a *app) memberList(cmd *cobra.Command, consistency string, progress bool) 
 		return requestFailed(err)
 	}
 	if !progress {
+		if p.format == formatTable {
+			p.waiting = a.unstartedWaiting(cmd, resp.Members)
+		}
 		return p.memberList(resp)
 	}
 	prog, raw, err := a.fetchProgress(cmd)
@@ -116,7 +119,13 @@ func (p *printer) memberList(r *clientv3.MemberListResponse) error {
 		}
 		return nil
 	case formatTable:
-		p.table(memberTable(resp.GetMembers()))
+		header, rows := memberTable(resp.GetMembers())
+		for _, row := range rows {
+			if w, ok := p.waiting[row[0]]; ok && w != "" {
+				row[1] = "unstarted, waiting " + w
+			}
+		}
+		p.table(header, rows)
 		return nil
 	case formatFields:
 		p.memberFields(resp, nil)

@@ -34,8 +34,11 @@ type printer struct {
 	format    string
 	hex       bool // --hex: byte strings and IDs in hex
 	valueOnly bool // get --print-value-only
-	out       io.Writer
-	errOut    io.Writer
+	// waiting: how long each unstarted member (hex ID) has waited, shown in
+	// member list -w table when the server is Cadre.
+	waiting map[string]string
+	out     io.Writer
+	errOut  io.Writer
 }
 
 func (a *app) newPrinter() (*printer, error) {

@@ -82,6 +82,7 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	})
 	registerGateway(mux, m)
 	registerMembersHTTP(mux, m)
+	registerAutopilotHTTP(mux, m)
 	if opts.Metrics != nil {
 		mux.Handle("/metrics", opts.Metrics)
 	}

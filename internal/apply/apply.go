@@ -103,6 +103,13 @@ func (a *Applier) Apply(ents []*raftpb.Entry, sync bool) (Outcome, error) {
 			if !fresh || len(e.GetData()) == 0 {
 				continue
 			}
+			if isCadreEntry(e.GetData()) {
+				if res := a.applyCadre(b, e.GetData()); res.ID != 0 {
+					res.Index = e.GetIndex()
+					out.Results = append(out.Results, res)
+				}
+				continue
+			}
 			var r pb.InternalRaftRequest
 			if err := proto.Unmarshal(e.GetData(), &r); err != nil {
 				b.Abort()

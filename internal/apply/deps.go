@@ -29,6 +29,8 @@ type Batch interface {
 	Txn(*pb.TxnRequest) (*pb.TxnResponse, error)
 	Compact(rev int64) (*pb.CompactionResponse, error)
 	SetMeta(key string, value []byte)
+	// Meta reads a meta value as this batch sees it (nil if absent).
+	Meta(key string) []byte
 	SetApplied(index, term uint64)
 	OnWrite(func(key []byte, lease int64, tomb bool))
 	Sync()

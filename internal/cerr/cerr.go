@@ -19,4 +19,7 @@ var (
 	ErrCorrupt               = errors.New("corrupt cluster")
 	ErrBadTransferee         = errors.New("bad leader transferee")
 	ErrLeaderTransferTimeout = errors.New("request timed out, leader transfer took too long")
+	// ErrInvalidArgument wraps a Cadre-specific request refused for its
+	// content (the message says what was expected).
+	ErrInvalidArgument = errors.New("invalid argument")
 )

@@ -28,6 +28,10 @@ type Member struct {
 	PeerURLs   []string `json:"peerURLs"`
 	ClientURLs []string `json:"clientURLs,omitempty"`
 	IsLearner  bool     `json:"isLearner,omitempty"`
+	// AddedAt is when the leader judged the add (Unix seconds, its clock;
+	// informational): how long an unstarted member has been waiting.
+	// Carried in the add entry, so every member agrees on it.
+	AddedAt int64 `json:"addedAt,omitempty"`
 }
 
 // Started reports whether the member has published its name: a member added

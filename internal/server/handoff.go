@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cadrekv/cadre/internal/apply"
 	"github.com/cadrekv/cadre/internal/membership"
 )
 
@@ -58,6 +59,10 @@ func droppedIDs(m *raftpb.Message) []uint64 {
 	var ids []uint64
 	for _, e := range m.GetEntries() {
 		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+			continue
+		}
+		if id, ok := apply.CadreEntryID(e.GetData()); ok {
+			ids = append(ids, id)
 			continue
 		}
 		var r pb.InternalRaftRequest

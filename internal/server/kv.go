@@ -79,6 +79,13 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.
 	if err := s.checkQuota(r, len(data)); err != nil {
 		return nil, err
 	}
+	return s.proposeEntry(ctx, id, data)
+}
+
+// proposeEntry replicates one normal entry carrying request id and waits
+// for its result, proposing it again if raft dropped it unappended during
+// a leader change (handoff.go).
+func (s *Server) proposeEntry(ctx context.Context, id uint64, data []byte) (proto.Message, error) {
 	ch := s.reqs.Register(id)
 	ctx, cancel := context.WithTimeout(ctx, s.reqTimout)
 	defer cancel()
@@ -97,8 +104,6 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.
 			if ok {
 				return res.resp, res.err
 			}
-			// redoProposal: dropped unappended during a leader change
-			// (handoff.go).
 			if err := s.proposeData(ctx, data); err != nil {
 				s.reqs.Cancel(id)
 				s.metrics.ProposalsFailed.Inc()

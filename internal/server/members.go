@@ -66,7 +66,7 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 	var m *membership.Member
 	switch c.Kind {
 	case membership.ChangeAdd:
-		m = &membership.Member{ID: c.ID, PeerURLs: c.PeerURLs, IsLearner: c.IsLearner}
+		m = &membership.Member{ID: c.ID, PeerURLs: c.PeerURLs, IsLearner: c.IsLearner, AddedAt: time.Now().Unix()}
 	case membership.ChangeUpdate:
 		m = s.cluster.Member(c.ID)
 		m.PeerURLs = c.PeerURLs

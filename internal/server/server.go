@@ -131,6 +131,7 @@ func (s *Server) start() {
 	go s.leaseLoop()
 	go s.compactLoop()
 	go s.corruptCheckLoop()
+	go s.autopilotLoop()
 }
 
 // watchFatal stops the member when raft reports a fatal error.

@@ -213,7 +213,9 @@ func exportMeta(itx *bolt.Tx, out *bolt.DB) error {
 			}
 			put("meta", []byte("confState"), cs)
 			for _, m := range cluster.Members() {
-				mj, merr := json.Marshal(m) // the same JSON fields as etcd's membership.Member
+				em := *m
+				em.AddedAt = 0               // Cadre's own; etcd's JSON has no such field
+				mj, merr := json.Marshal(em) // the same JSON fields as etcd's membership.Member
 				if merr != nil {
 					return merr
 				}

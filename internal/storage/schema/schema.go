@@ -11,6 +11,7 @@
 //	mvcc   applied_index, applied_term, compacted_rev (uint64 big-endian)
 //	meta   the replicated state beside the keys:
 //	         membership                 membership.Cluster JSON
+//	         autopilot                  membership.Autopilot JSON
 //	         lease/<id %016x>           EncodeLease
 //	         alarm/<member %016x>/<n>   one active alarm (value 0x01)
 //	         auth/enabled, auth/revision, auth/user/<name>, auth/role/<name>
@@ -45,6 +46,7 @@ var (
 // Keys and prefixes of the meta bucket.
 const (
 	MetaMembership = "membership"
+	MetaAutopilot  = "autopilot" // membership.Autopilot JSON
 	LeasePrefix    = "lease/"
 	AlarmPrefix    = "alarm/"
 
