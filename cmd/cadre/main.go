@@ -29,6 +29,7 @@ const (
 	exitFailure   = 1 // the member failed at start or while running
 	exitBadConfig = 2 // invalid flags or environment: nothing was created
 	exitRemoved   = 3 // the member was removed from its cluster: do not restart it
+	exitStaleData = 4 // the cluster knows this member with another data dir: do not restart it
 )
 
 func main() {
@@ -106,6 +107,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, server.ErrRemoved) {
 			return exitRemoved
 		}
+		if errors.Is(err, server.ErrStaleDataDir) {
+			return exitStaleData
+		}
 		return exitFailure
 	}
 
@@ -123,6 +127,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		lg.Error("member stopped", "error", err.Error())
 		if errors.Is(err, server.ErrRemoved) {
 			return exitRemoved
+		}
+		if errors.Is(err, server.ErrStaleDataDir) {
+			return exitStaleData
 		}
 		return exitFailure
 	}

@@ -104,7 +104,9 @@ func (a *Applier) Apply(ents []*raftpb.Entry, sync bool) (Outcome, error) {
 				continue
 			}
 			if isCadreEntry(e.GetData()) {
-				if res := a.applyCadre(b, e.GetData()); res.ID != 0 {
+				res, changed := a.applyCadre(b, e.GetData())
+				membershipChanged = membershipChanged || changed
+				if res.ID != 0 {
 					res.Index = e.GetIndex()
 					out.Results = append(out.Results, res)
 				}

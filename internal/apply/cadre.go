@@ -17,7 +17,24 @@ import (
 const (
 	cadreEntryMarker = 0
 	kindAutopilot    = 1
+	kindIncarnation  = 2
 )
+
+// incarnationEntry records the data dir incarnation a member runs with.
+type incarnationEntry struct {
+	ID          uint64 `json:"id"`
+	Member      uint64 `json:"member"`
+	Incarnation uint64 `json:"incarnation"`
+}
+
+// EncodeIncarnation is the entry recording member's data dir incarnation.
+func EncodeIncarnation(id, member, incarnation uint64) []byte {
+	b, err := json.Marshal(incarnationEntry{ID: id, Member: member, Incarnation: incarnation})
+	if err != nil {
+		panic(fmt.Sprintf("apply: encoding an incarnation entry cannot fail: %v", err))
+	}
+	return append([]byte{cadreEntryMarker, kindIncarnation}, b...)
+}
 
 // autopilotEntry sets autopilot settings ("key=value", applied in order).
 type autopilotEntry struct {
@@ -59,7 +76,23 @@ func isCadreEntry(data []byte) bool { return len(data) > 0 && data[0] == cadreEn
 // applyCadre applies one of Cadre's own entries. The settings are checked
 // again here (the same code on every member), so a bad one changes nothing
 // anywhere.
-func (a *Applier) applyCadre(b Batch, data []byte) Result {
+func (a *Applier) applyCadre(b Batch, data []byte) (Result, bool) {
+	if len(data) >= 2 && data[1] == kindIncarnation {
+		var e incarnationEntry
+		if err := json.Unmarshal(data[2:], &e); err != nil || e.Incarnation == 0 {
+			return Result{Err: fmt.Errorf("%w: %v", ErrBadCadreEntry, err)}, false
+		}
+		if err := a.cfg.Members.SetIncarnation(e.Member, e.Incarnation); err != nil {
+			a.lg.Warn("refused a data dir incarnation", "member", membership.IDString(e.Member), "error", err.Error())
+			return Result{ID: e.ID, Err: err}, false
+		}
+		return Result{ID: e.ID}, true
+	}
+	return a.applyAutopilot(b, data), false
+}
+
+// applyAutopilot applies an autopilot settings entry.
+func (a *Applier) applyAutopilot(b Batch, data []byte) Result {
 	if len(data) < 2 || data[1] != kindAutopilot {
 		return Result{Err: ErrBadCadreEntry}
 	}

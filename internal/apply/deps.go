@@ -63,6 +63,7 @@ type Auth interface {
 type Members interface {
 	Apply(membership.ConfChange) error
 	SetAttributes(id uint64, name string, clientURLs []string) error
+	SetIncarnation(id, incarnation uint64) error
 	Marshal() []byte
 	ReplaceWith(*membership.Cluster)
 }

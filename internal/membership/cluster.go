@@ -32,6 +32,9 @@ type Member struct {
 	// informational): how long an unstarted member has been waiting.
 	// Carried in the add entry, so every member agrees on it.
 	AddedAt int64 `json:"addedAt,omitempty"`
+	// Incarnation is the data dir this member last recorded (see
+	// schema.WALMetadata); peers refuse the member ID with another.
+	Incarnation uint64 `json:"incarnation,omitempty"`
 }
 
 // Started reports whether the member has published its name: a member added
@@ -121,6 +124,23 @@ func (c *Cluster) Remove(id uint64) error {
 }
 
 // SetAttributes records a member's published name and client URLs.
+// SetIncarnation records the data dir incarnation of member id. A member
+// keeps the one it first recorded: a different one is refused (that data
+// dir is not the member's), the same one is a no-op.
+func (c *Cluster) SetIncarnation(id, incarnation uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.members[id]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrIDNotFound, IDString(id))
+	}
+	if m.Incarnation != 0 && m.Incarnation != incarnation {
+		return fmt.Errorf("membership: member %s already recorded data dir incarnation %s, not %s", IDString(id), IDString(m.Incarnation), IDString(incarnation))
+	}
+	m.Incarnation = incarnation
+	return nil
+}
+
 func (c *Cluster) SetAttributes(id uint64, name string, clientURLs []string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -176,7 +176,11 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		Logger:    lg.With(idAttr("cluster-id", s.ClusterID())),
 		IsRemoved: s.cluster.IsRemoved,
 		OnRemoved: s.removedFromCluster,
-		TLS:       peerTLS.Client,
+		// Data dir identity (identity.go).
+		Incarnation:      s.incarnation,
+		CheckIncarnation: s.checkIncarnation,
+		OnStaleIdentity:  s.staleIdentity,
+		TLS:              peerTLS.Client,
 	})
 
 	// Stage 4: raft.
@@ -241,7 +245,8 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 func (s *Server) bootstrapNew(plan *joinPlan, lg *slog.Logger) ([]raft.Peer, error) {
 	clusterID, members := plan.clusterID, plan.members
 	s.cluster = membership.New(clusterID)
-	meta, _ := json.Marshal(schema.WALMetadata{MemberID: s.id, ClusterID: clusterID})
+	s.incarnation = schema.NewIncarnation()
+	meta, _ := json.Marshal(schema.WALMetadata{MemberID: s.id, ClusterID: clusterID, Incarnation: s.incarnation})
 	w, err := wal.Create(walDir(s.cfg.DataDir), meta, wal.Options{Logger: lg, OnFsync: s.metrics.ObserveWALFsync})
 	if err != nil {
 		return nil, fmt.Errorf("creating WAL: %w", err)
@@ -297,7 +302,8 @@ func (s *Server) planBootstrap() (*joinPlan, error) {
 // Raft starts empty: the leader sends it the log, or a snapshot.
 func (s *Server) createJoining(plan *joinPlan, lg *slog.Logger) error {
 	s.cluster = membership.New(plan.clusterID)
-	meta, _ := json.Marshal(schema.WALMetadata{MemberID: s.id, ClusterID: plan.clusterID})
+	s.incarnation = schema.NewIncarnation()
+	meta, _ := json.Marshal(schema.WALMetadata{MemberID: s.id, ClusterID: plan.clusterID, Incarnation: s.incarnation})
 	w, err := wal.Create(walDir(s.cfg.DataDir), meta, wal.Options{Logger: lg, OnFsync: s.metrics.ObserveWALFsync})
 	if err != nil {
 		return fmt.Errorf("creating WAL: %w", err)
@@ -325,6 +331,7 @@ func (s *Server) restartFromDisk(ms *raft.MemoryStorage, start *raftnode.Config,
 		return fmt.Errorf("WAL in %s has unreadable metadata (%v); the data dir is damaged: restore it from a snapshot or wipe it and re-add the member", walDir(s.cfg.DataDir), err)
 	}
 	s.id = meta.MemberID
+	s.incarnation = meta.Incarnation
 	s.clusterID.Store(meta.ClusterID)
 	lg.Info("data dir already holds state; ignoring --initial-cluster, --initial-cluster-state and --initial-cluster-token",
 		"data-dir", s.cfg.DataDir, "member-id", membership.IDString(s.id), "cluster-id", membership.IDString(meta.ClusterID))

@@ -44,6 +44,9 @@ type Server struct {
 	metrics *metrics.Metrics
 
 	id        uint64
+	// incarnation identifies this data dir (schema.WALMetadata); 0 for a
+	// data dir created before Cadre recorded one.
+	incarnation uint64
 	clusterID atomic.Uint64
 	cluster   *membership.Cluster
 

@@ -102,6 +102,7 @@ func (s *Server) publish() {
 				}
 			}
 			close(s.readyc)
+			go s.recordIncarnation()
 			return
 		}
 		if s.cluster.IsRemoved(s.id) {

@@ -214,8 +214,8 @@ func exportMeta(itx *bolt.Tx, out *bolt.DB) error {
 			put("meta", []byte("confState"), cs)
 			for _, m := range cluster.Members() {
 				em := *m
-				em.AddedAt = 0               // Cadre's own; etcd's JSON has no such field
-				mj, merr := json.Marshal(em) // the same JSON fields as etcd's membership.Member
+				em.AddedAt, em.Incarnation = 0, 0 // Cadre's own; etcd's JSON has no such fields
+				mj, merr := json.Marshal(em)      // the same JSON fields as etcd's membership.Member
 				if merr != nil {
 					return merr
 				}

@@ -325,7 +325,8 @@ func setCompacted(dbPath string, rev int64) error {
 // (indexes 1..n, term 1, context = the member as JSON) and a HardState
 // committing them.
 func createWAL(dir string, self, clusterID uint64, members []*membership.Member, lg *slog.Logger) error {
-	meta, _ := json.Marshal(schema.WALMetadata{MemberID: self, ClusterID: clusterID})
+	// A restore starts a new incarnation on purpose: a new cluster.
+	meta, _ := json.Marshal(schema.WALMetadata{MemberID: self, ClusterID: clusterID, Incarnation: schema.NewIncarnation()})
 	w, err := wal.Create(dir, meta, wal.Options{Logger: lg})
 	if err != nil {
 		return fmt.Errorf("snapshot: create WAL: %w", err)

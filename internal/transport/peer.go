@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,9 @@ const (
 var (
 	// ErrRemoved means the peer answered 410: this member was removed.
 	ErrRemoved = errors.New("transport: this member was removed from the cluster")
+	// ErrStaleIdentity means the peer answered 409: the cluster knows this
+	// member ID with another data dir.
+	ErrStaleIdentity = errors.New("transport: the cluster knows this member with another data dir")
 	// ErrIDMismatch means the peer answered 412: wrong cluster or member ID.
 	ErrIDMismatch = errors.New("transport: cluster or member ID mismatch")
 	// ErrHandshake is any other failed stream handshake.
@@ -114,6 +118,9 @@ func (p *peer) run() {
 			if p.ctx.Err() != nil {
 				return
 			}
+			if errors.Is(err, ErrStaleIdentity) {
+				p.t.staleIdentity(p.id, strings.TrimPrefix(err.Error(), ErrStaleIdentity.Error()+": "))
+			}
 			if errors.Is(err, ErrRemoved) {
 				p.gone.Store(true)
 				p.drain()
@@ -184,10 +191,14 @@ func (p *peer) dial(u string) (net.Conn, *bufio.Reader, error) {
 		return nil, nil, err
 	}
 	_ = conn.SetDeadline(time.Now().Add(timeout))
+	inc := ""
+	if p.t.cfg.Incarnation != 0 {
+		inc = fmt.Sprintf("%s: %016x\r\n", hdrIncarnation, p.t.cfg.Incarnation)
+	}
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n"+
-		"%s: %016x\r\n%s: %016x\r\n%s: %016x\r\n\r\n",
+		"%s: %016x\r\n%s: %016x\r\n%s: %016x\r\n%s\r\n",
 		streamPath, host, upgradeProto,
-		hdrClusterID, p.t.clusterID.Load(), hdrFrom, p.t.cfg.LocalID, hdrTo, p.id)
+		hdrClusterID, p.t.clusterID.Load(), hdrFrom, p.t.cfg.LocalID, hdrTo, p.id, inc)
 	if _, err := io.WriteString(conn, req); err != nil {
 		return fail(fmt.Errorf("%w: write request: %w", ErrHandshake, err))
 	}
@@ -205,11 +216,24 @@ func (p *peer) dial(u string) (net.Conn, *bufio.Reader, error) {
 			return fail(fmt.Errorf("%w: %s", ErrRemoved, text))
 		case http.StatusPreconditionFailed:
 			return fail(fmt.Errorf("%w: %s", ErrIDMismatch, text))
+		case http.StatusConflict:
+			return fail(fmt.Errorf("%w: %s", ErrStaleIdentity, text))
 		}
 		return fail(fmt.Errorf("%w: %s: %s", ErrHandshake, resp.Status, text))
 	}
 	if !strings.EqualFold(resp.Header.Get("Upgrade"), upgradeProto) {
 		return fail(fmt.Errorf("%w: peer upgraded to %q, want %q", ErrHandshake, resp.Header.Get("Upgrade"), upgradeProto))
+	}
+	if v := resp.Header.Get(hdrIncarnation); v != "" && p.t.cfg.CheckIncarnation != nil {
+		// Sending to a member whose data dir is not the one it had would
+		// tell it of commits its log lacks.
+		inc, err := strconv.ParseUint(v, 16, 64)
+		if err != nil {
+			return fail(fmt.Errorf("%w: bad %s %q in the answer", ErrHandshake, hdrIncarnation, v))
+		}
+		if err := p.t.cfg.CheckIncarnation(p.id, inc); err != nil {
+			return fail(fmt.Errorf("%w: not sending to it: %w", ErrHandshake, err))
+		}
 	}
 	if !stop() {
 		conn.Close() // the peer was stopped during the handshake

@@ -23,6 +23,9 @@ const (
 	hdrFrom      = "X-Cadre-From"
 	hdrTo        = "X-Cadre-To"
 	hdrSnapSize  = "X-Cadre-Snapshot-Size"
+	// hdrIncarnation is the sender's data dir incarnation (16 hex; absent
+	// from members whose data dir has none).
+	hdrIncarnation = "X-Cadre-Incarnation"
 
 	removedText = "the member has been permanently removed from the cluster"
 )
@@ -93,6 +96,18 @@ func (t *Transport) checkIdentity(w http.ResponseWriter, r *http.Request) (ident
 		http.Error(w, removedText, http.StatusGone)
 		return id, false
 	}
+	if v := r.Header.Get(hdrIncarnation); v != "" && t.cfg.CheckIncarnation != nil {
+		inc, err := strconv.ParseUint(v, 16, 64)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("bad %s header %q: want 16 hex digits", hdrIncarnation, v), http.StatusBadRequest)
+			return id, false
+		}
+		if err := t.cfg.CheckIncarnation(id.from, inc); err != nil {
+			lg.Warn("refused peer request: the sender's data dir is not the one the cluster knows", "incarnation", idString(inc), "error", err.Error())
+			http.Error(w, err.Error(), http.StatusConflict)
+			return id, false
+		}
+	}
 	return id, true
 }
 
@@ -122,7 +137,13 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	// The server may have set deadlines for reading the request; a stream
 	// is long-lived and may idle (TCP keepalive notices dead peers).
 	_ = conn.SetDeadline(time.Now().Add(t.cfg.DialTimeout))
-	if _, err := io.WriteString(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+upgradeProto+"\r\n\r\n"); err != nil {
+	// The answer names our data dir too, so the dialer can refuse to send
+	// to a member ID that came back with another one.
+	inc := ""
+	if t.cfg.Incarnation != 0 {
+		inc = hdrIncarnation + ": " + idString(t.cfg.Incarnation) + "\r\n"
+	}
+	if _, err := io.WriteString(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+upgradeProto+"\r\n"+inc+"\r\n"); err != nil {
 		return
 	}
 	if err := rw.Flush(); err != nil {

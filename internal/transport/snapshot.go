@@ -91,6 +91,9 @@ func (t *Transport) sendSnapshot(p *peer, m *raftpb.Message, body io.ReadCloser,
 	req.Header.Set(hdrFrom, idString(t.cfg.LocalID))
 	req.Header.Set(hdrTo, idString(p.id))
 	req.Header.Set(hdrSnapSize, strconv.FormatInt(size, 10))
+	if t.cfg.Incarnation != 0 {
+		req.Header.Set(hdrIncarnation, idString(t.cfg.Incarnation))
+	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 
 	// Watchdog: a receiver that stops reading would otherwise hold this

@@ -46,8 +46,17 @@ type Config struct {
 	IsRemoved func(id uint64) bool
 	// OnRemoved is called once when a peer answers 410: we were removed.
 	// Optional.
-	OnRemoved   func()
-	DialTimeout time.Duration // dial and handshake limit; 0 means 1s
+	OnRemoved func()
+	// Incarnation identifies the local data dir; sent with every stream
+	// and snapshot (0: not sent).
+	Incarnation uint64
+	// CheckIncarnation judges a sender's incarnation (never 0); an error
+	// refuses it with 409 Conflict and the error as the answer. Optional.
+	CheckIncarnation func(from, incarnation uint64) error
+	// OnStaleIdentity is called once when a peer answers 409: the cluster
+	// knows this member ID with another data dir. Optional.
+	OnStaleIdentity func(reason string)
+	DialTimeout     time.Duration // dial and handshake limit; 0 means 1s
 	// TLS dials https peer URLs (client certificate, peer CA); nil
 	// means Go's defaults for https URLs.
 	TLS *tls.Config
@@ -67,6 +76,7 @@ type Transport struct {
 	wg     sync.WaitGroup // every goroutine the transport runs or borrows
 
 	removedOnce sync.Once
+	staleOnce   sync.Once
 
 	sendMu  sync.Mutex
 	sending map[uint64]*sendState // snapshots being sent, by peer
@@ -277,6 +287,16 @@ func (t *Transport) peer(id uint64) *peer {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.peers[id]
+}
+
+// staleIdentity runs OnStaleIdentity once.
+func (t *Transport) staleIdentity(by uint64, reason string) {
+	t.staleOnce.Do(func() {
+		t.lg.Error("a peer refused this member's data dir", "remote-member-id", idString(by), "reason", reason)
+		if t.cfg.OnStaleIdentity != nil {
+			t.cfg.OnStaleIdentity(reason)
+		}
+	})
 }
 
 // weWereRemoved runs OnRemoved once.

@@ -22,6 +22,7 @@
 package schema
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -138,6 +139,24 @@ func ParseAlarmKey(k string) (member uint64, t int32, err error) {
 type WALMetadata struct {
 	MemberID  uint64 `json:"memberID"`
 	ClusterID uint64 `json:"clusterID"`
+	// Incarnation is drawn at random when the data dir is created: the
+	// cluster remembers it per member, so the same member ID coming back
+	// with a different data dir (wiped, or another one) is recognized.
+	// 0 in data dirs created before Cadre recorded it.
+	Incarnation uint64 `json:"incarnation,omitempty"`
+}
+
+// NewIncarnation draws a data dir's incarnation (never 0).
+func NewIncarnation() uint64 {
+	for {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(fmt.Sprintf("schema: no randomness for an incarnation: %v", err))
+		}
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
 }
 
 // DBPath is where a member keeps its bbolt file: member/snap/db, where etcd
