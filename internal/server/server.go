@@ -43,12 +43,12 @@ type Server struct {
 	lg      *slog.Logger
 	metrics *metrics.Metrics
 
-	id        uint64
+	id uint64
 	// incarnation identifies this data dir (schema.WALMetadata); 0 for a
 	// data dir created before Cadre recorded one.
 	incarnation uint64
-	clusterID atomic.Uint64
-	cluster   *membership.Cluster
+	clusterID   atomic.Uint64
+	cluster     *membership.Cluster
 
 	wal      *wal.WAL
 	store    *mvcc.Store
