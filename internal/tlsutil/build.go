@@ -64,7 +64,7 @@ func Build(cfg *config.Config) (*Built, error) {
 // when no certificate is given.
 func files(cfg *config.Config, f config.TLSFiles, kind string, advertise, listen []url.URL) (Files, error) {
 	out := Files{CertFile: f.CertFile, KeyFile: f.KeyFile, TrustedCAFile: f.TrustedCAFile, ClientCertAuth: f.ClientCertAuth,
-		AutoTLS: f.AutoTLS, AllowedCNs: f.AllowedCNs, AllowedHostname: f.AllowedHostname}
+		AutoTLS: f.AutoTLS, AllowedCNs: f.AllowedCNs, AllowedHostnames: f.AllowedHostnames}
 	if f.AutoTLS && f.CertFile == "" {
 		var hosts []string
 		for _, u := range append(append([]url.URL(nil), advertise...), listen...) {

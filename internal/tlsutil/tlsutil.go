@@ -23,10 +23,10 @@ type Files struct {
 	TrustedCAFile     string
 	ClientCertAuth    bool // require and verify a client certificate
 	AutoTLS           bool // self-signed certificate when no CertFile
-	// Peer port only: an incoming peer's certificate must carry one of
-	// these common names / be valid for this host name.
-	AllowedCNs      []string
-	AllowedHostname string
+	// An incoming client's verified certificate must carry one of these
+	// common names and be valid for one of these host names.
+	AllowedCNs       []string
+	AllowedHostnames []string
 }
 
 // Enabled reports whether the port has TLS material.
@@ -144,9 +144,9 @@ func Server(f Files, o Options, flag string) (*tls.Config, error) {
 	if f.ClientCertAuth {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	if len(f.AllowedCNs) > 0 || f.AllowedHostname != "" {
+	if len(f.AllowedCNs) > 0 || len(f.AllowedHostnames) > 0 {
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
-			return checkAllowed(cs, f.AllowedCNs, f.AllowedHostname)
+			return checkAllowed(cs, f.AllowedCNs, f.AllowedHostnames, flag)
 		}
 	}
 	return c, nil
@@ -156,7 +156,7 @@ func Server(f Files, o Options, flag string) (*tls.Config, error) {
 // --peer-cert-allowed-cn / --peer-cert-allowed-hostname rules accept.
 var ErrNotAllowed = errors.New("peer certificate not allowed")
 
-func checkAllowed(cs tls.ConnectionState, cns []string, hostname string) error {
+func checkAllowed(cs tls.ConnectionState, cns, hostnames []string, flag string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return fmt.Errorf("%w: the peer sent no certificate", ErrNotAllowed)
 	}
@@ -164,12 +164,22 @@ func checkAllowed(cs tls.ConnectionState, cns []string, hostname string) error {
 	if len(cns) > 0 && !slices.Contains(cns, leaf.Subject.CommonName) {
 		return fmt.Errorf("%w: CommonName %q is not in --peer-cert-allowed-cn %s", ErrNotAllowed, leaf.Subject.CommonName, strings.Join(cns, ","))
 	}
-	if hostname != "" {
-		if err := leaf.VerifyHostname(hostname); err != nil {
-			return fmt.Errorf("%w: --peer-cert-allowed-hostname %s: %w", ErrNotAllowed, hostname, err)
-		}
+	if len(hostnames) == 0 {
+		return nil
 	}
-	return nil
+	var errs []error
+	for _, h := range hostnames {
+		err := leaf.VerifyHostname(h)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	hostFlag := "--client-cert-allowed-hostname"
+	if flag == "peer-" {
+		hostFlag = "--peer-cert-allowed-hostname"
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrNotAllowed, hostFlag, strings.Join(hostnames, ","), errors.Join(errs...))
 }
 
 // Client returns the tls.Config a member dials its peers with: its peer
