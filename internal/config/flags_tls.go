@@ -92,6 +92,7 @@ func (c *Config) validateTLS() error {
 	for _, chk := range []func() error{
 		func() error { return needs("listen-client-urls", c.ListenClientURLs, t.Client, "") },
 		func() error { return needs("listen-peer-urls", c.ListenPeerURLs, t.Peer, "peer-") },
+		func() error { return needs("listen-client-http-urls", c.ListenClientHTTPURLs, t.Client, "") },
 	} {
 		if err := chk(); err != nil {
 			return err

@@ -11,6 +11,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,46 +36,56 @@ type Member struct {
 	lg     *slog.Logger
 	grpc   *grpc.Server
 	http   *http.Server
-	splits []*splitListener
-	stop   sync.Once
-	done   chan struct{}
+	// clientHTTP serves HTTP/1 on the client URLs: http, or with
+	// --listen-client-http-urls a pointer to those.
+	clientHTTP *http.Server
+	httpLns    []net.Listener // --listen-client-http-urls
+	splits     []*splitListener
+	stop       sync.Once
+	done       chan struct{}
 }
 
 // Start starts a member from a validated configuration. The client ports
 // are bound at once (so a busy port fails the start) but serve only after
 // the member has published itself through raft.
 func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, error) {
-	var lns []net.Listener
+	var lns, httpLns []net.Listener
 	closeAll := func() {
-		for _, l := range lns {
+		for _, l := range append(lns, httpLns...) {
 			l.Close()
 		}
 	}
-	for _, u := range cfg.ListenClientURLs {
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("cannot listen on --listen-client-urls %s: %w (is another member or process using that port?)", u.String(), err)
+	for _, f := range []struct {
+		flag string
+		urls []url.URL
+		dst  *[]net.Listener
+	}{{"listen-client-urls", cfg.ListenClientURLs, &lns}, {"listen-client-http-urls", cfg.ListenClientHTTPURLs, &httpLns}} {
+		for _, u := range f.urls {
+			ln, err := net.Listen("tcp", u.Host)
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("cannot listen on --%s %s: %w (is another member or process using that port?)", f.flag, u.String(), err)
+			}
+			if u.Scheme == "https" {
+				ln = tlsutil.Listener(ln, tb.ClientServer, tb.HandshakeTimeout, lg, "client")
+			}
+			*f.dst = append(*f.dst, ln)
 		}
-		if u.Scheme == "https" {
-			ln = tlsutil.Listener(ln, tb.ClientServer, tb.HandshakeTimeout, lg, "client")
-		}
-		lns = append(lns, ln)
 	}
 	srv, err := server.New(cfg, lg, server.PeerTLS{Server: tb.PeerServer, Client: tb.PeerClient, HandshakeTimeout: tb.HandshakeTimeout})
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	m := &Member{Server: srv, lg: srv.Logger(), done: make(chan struct{})}
+	m := &Member{Server: srv, lg: srv.Logger(), done: make(chan struct{}), httpLns: httpLns}
 	m.grpc = grpc.NewServer(
 		// TLS ends in the listener; the credentials only expose its state.
 		grpc.Creds(tlsutil.AlreadyTLS{}),
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)+grpcOverhead),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.GRPCKeepAliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.GRPCKeepAliveInterval, Timeout: cfg.GRPCKeepAliveTimeout}),
 		grpc.ChainUnaryInterceptor(api.UnaryInterceptor(srv)),
 		grpc.ChainStreamInterceptor(api.StreamInterceptor(srv)),
 	)
@@ -88,6 +100,12 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	m.clientHTTP = m.http
+	if len(httpLns) > 0 {
+		// etcd's rule: with --listen-client-http-urls the client URLs
+		// serve gRPC only. A stray HTTP/1 request there is told where to go.
+		m.clientHTTP = &http.Server{Handler: movedHandler(cfg.ListenClientHTTPURLs), ReadHeaderTimeout: 10 * time.Second}
+	}
 	for _, ln := range lns {
 		m.splits = append(m.splits, newSplitListener(ln))
 	}
@@ -98,6 +116,18 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		close(m.done)
 	}()
 	return m, nil
+}
+
+// movedHandler answers HTTP/1 requests on gRPC-only client URLs.
+func movedHandler(httpURLs []url.URL) http.Handler {
+	where := make([]string, len(httpURLs))
+	for i, u := range httpURLs {
+		where[i] = u.String()
+	}
+	msg := "this client URL serves gRPC only; the HTTP endpoints are on --listen-client-http-urls " + strings.Join(where, ",") + "\n"
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, msg, http.StatusNotFound)
+	})
 }
 
 // serve starts the client listeners at once: until the member has
@@ -112,21 +142,29 @@ func (m *Member) serve(cfg *config.Config) {
 			}
 		}(sl)
 		go func(sl *splitListener) {
-			if err := m.http.Serve(sl.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := m.clientHTTP.Serve(sl.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				m.lg.Debug("HTTP listener stopped", "error", err.Error())
 			}
 		}(sl)
+	}
+	for _, ln := range m.httpLns {
+		go func(ln net.Listener) {
+			if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.lg.Debug("HTTP listener stopped", "error", err.Error())
+			}
+		}(ln)
 	}
 	select {
 	case <-m.Server.Ready():
 	case <-m.Server.Done():
 		return
 	}
-	var addrs []string
-	for _, u := range cfg.ListenClientURLs {
-		addrs = append(addrs, u.String())
+	if len(cfg.ListenClientHTTPURLs) > 0 {
+		m.lg.Info("ready to serve client requests", "listen-client-urls", config.URLStrings(cfg.ListenClientURLs),
+			"listen-client-http-urls", config.URLStrings(cfg.ListenClientHTTPURLs))
+		return
 	}
-	m.lg.Info("ready to serve client requests", "listen-client-urls", addrs)
+	m.lg.Info("ready to serve client requests", "listen-client-urls", config.URLStrings(cfg.ListenClientURLs))
 }
 
 // Done is closed once the member has stopped; Err says why.
@@ -151,6 +189,9 @@ func (m *Member) closeClients(grace time.Duration) {
 	for _, sl := range m.splits {
 		sl.close()
 	}
+	for _, ln := range m.httpLns {
+		ln.Close()
+	}
 	finished := make(chan struct{})
 	go func() {
 		m.grpc.GracefulStop()
@@ -163,5 +204,8 @@ func (m *Member) closeClients(grace time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	if m.clientHTTP != m.http {
+		_ = m.clientHTTP.Shutdown(ctx)
+	}
 	_ = m.http.Shutdown(ctx)
 }

@@ -20,9 +20,13 @@ import (
 // Files is one port's TLS settings, as the flags give them.
 type Files struct {
 	CertFile, KeyFile string
-	TrustedCAFile     string
-	ClientCertAuth    bool // require and verify a client certificate
-	AutoTLS           bool // self-signed certificate when no CertFile
+	// ClientCertFile/ClientKeyFile replace CertFile/KeyFile as the
+	// certificate presented when dialing (--peer-client-cert-file).
+	ClientCertFile, ClientKeyFile string
+	TrustedCAFile                 string
+	CRLFile                       string // revoked client certificates are refused
+	ClientCertAuth                bool   // require and verify a client certificate
+	AutoTLS                       bool   // self-signed certificate when no CertFile
 	// An incoming client's verified certificate must carry one of these
 	// common names and be valid for one of these host names.
 	AllowedCNs       []string
@@ -144,9 +148,23 @@ func Server(f Files, o Options, flag string) (*tls.Config, error) {
 	if f.ClientCertAuth {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	if len(f.AllowedCNs) > 0 || len(f.AllowedHostnames) > 0 {
+	var crl *revocations
+	if f.CRLFile != "" {
+		if crl, err = newRevocations(f.CRLFile); err != nil {
+			return nil, fmt.Errorf("--%scrl-file: %w", map[string]string{"": "client-", "peer-": "peer-"}[flag], err)
+		}
+	}
+	if len(f.AllowedCNs) > 0 || len(f.AllowedHostnames) > 0 || crl != nil {
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
-			return checkAllowed(cs, f.AllowedCNs, f.AllowedHostnames, flag)
+			if crl != nil {
+				if err := crl.check(cs.PeerCertificates, flag); err != nil {
+					return err
+				}
+			}
+			if len(f.AllowedCNs) > 0 || len(f.AllowedHostnames) > 0 {
+				return checkAllowed(cs, f.AllowedCNs, f.AllowedHostnames, flag)
+			}
+			return nil
 		}
 	}
 	return c, nil
@@ -183,15 +201,20 @@ func checkAllowed(cs tls.ConnectionState, cns, hostnames []string, flag string) 
 }
 
 // Client returns the tls.Config a member dials its peers with: its peer
-// certificate as the client certificate (re-read on change) and the peer
-// CA to verify them. With auto TLS and no CA the peers' self-signed
+// client certificate (--peer-client-cert-file, else --peer-cert-file) as
+// the client certificate (re-read on change) and the peer CA to verify
+// them. With auto TLS and no CA the peers' self-signed
 // certificates cannot be verified (etcd accepts them the same way).
 func Client(f Files, o Options, flag string) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: o.MinVersion, MaxVersion: o.MaxVersion, CipherSuites: o.CipherSuites}
-	if f.CertFile != "" {
-		kp, err := newKeyPair(f.CertFile, f.KeyFile)
+	certFile, keyFile, which := f.CertFile, f.KeyFile, "--"+flag+"cert-file/--"+flag+"key-file"
+	if f.ClientCertFile != "" {
+		certFile, keyFile, which = f.ClientCertFile, f.ClientKeyFile, "--"+flag+"client-cert-file/--"+flag+"client-key-file"
+	}
+	if certFile != "" {
+		kp, err := newKeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("--%scert-file/--%skey-file: %w", flag, flag, err)
+			return nil, fmt.Errorf("%s: %w", which, err)
 		}
 		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get() }
 	}

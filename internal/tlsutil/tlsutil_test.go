@@ -30,7 +30,7 @@ func TestParseVersionAndSuites(t *testing.T) {
 // TestCheckAllowed: the peer CN and host name rules.
 func TestCheckAllowed(t *testing.T) {
 	dir := t.TempDir()
-	certFile, _, err := SelfSigned(dir, []string{"infra1.cadre.test", "127.0.0.1"})
+	certFile, _, err := SelfSigned(dir, []string{"infra1.cadre.test", "127.0.0.1"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +58,8 @@ func TestCheckAllowed(t *testing.T) {
 // the previous pair instead of failing handshakes.
 func TestKeyPairReload(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
-	certA, keyA, _ := SelfSigned(a, []string{"127.0.0.1"})
-	certB, keyB, _ := SelfSigned(b, []string{"127.0.0.1"})
+	certA, keyA, _ := SelfSigned(a, []string{"127.0.0.1"}, 1)
+	certB, keyB, _ := SelfSigned(b, []string{"127.0.0.1"}, 1)
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
 	copyFile(t, certA, cert)
