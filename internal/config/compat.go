@@ -55,7 +55,7 @@ var compatFlags = []compatFlag{
 	{name: "raft-read-timeout", kind: kindDuration, def: "5s", usage: "Read timeout on each raft peer connection."},
 	{name: "raft-write-timeout", kind: kindDuration, def: "5s", usage: "Write timeout on each raft peer connection."},
 	// Clustering.
-	{name: "discovery", kind: kindString, usage: "etcd v2 discovery URL (removed; use --discovery-token and --discovery-endpoints).", check: func(v string) error {
+	{name: "discovery", kind: kindString, same: []string{""}, usage: "etcd v2 discovery URL (removed; use --discovery-token and --discovery-endpoints).", check: func(v string) error {
 		if v != "" {
 			return errors.New("v2 discovery is not supported (etcd deprecated it in v3.6); bootstrap with --discovery-token and --discovery-endpoints, --discovery-srv or --initial-cluster")
 		}

@@ -165,6 +165,12 @@ func (a *fileApplier) key(kn, vn *yaml.Node, path string, top bool) error {
 	if fileSections[path] {
 		return a.section(vn, path)
 	}
+	if why, ok := removedKeys[path]; ok && top {
+		if !isNull(vn) {
+			a.warnf(kn, "key %q is ignored: %s", path, why)
+		}
+		return nil
+	}
 	name, known := fileKeys[path]
 	switch {
 	case known && name == "":
@@ -178,10 +184,6 @@ func (a *fileApplier) key(kn, vn *yaml.Node, path string, top bool) error {
 	case top && fileOnlyUnder(path):
 		return a.errorf(kn, "key %q is not read at the top level: etcd reads it only as %s (see etcd.conf.yml.sample); move it there", path, nestedKeyFor(path))
 	default:
-		if why, ok := removedKeys[path]; ok {
-			a.warnf(kn, "key %q is ignored: %s", path, why)
-			return nil
-		}
 		a.warnf(kn, "unknown key %q is ignored (etcd ignores unknown keys too); check its spelling against etcd.conf.yml.sample", path)
 		return nil
 	}

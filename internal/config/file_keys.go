@@ -79,6 +79,9 @@ var removedKeys = map[string]string{
 	"proxy-dial-timeout":     "the v2 proxy was removed from etcd v3",
 	"proxy-write-timeout":    "the v2 proxy was removed from etcd v3",
 	"proxy-read-timeout":     "the v2 proxy was removed from etcd v3",
+	// Flags that etcd v3.7.3 takes only on the command line.
+	"discovery-fallback": "etcd reads it only on the command line; a failed discovery always exits",
+	"discovery-proxy":    "etcd reads it only on the command line (v2 discovery)",
 }
 
 // listFlags take comma-separated lists; in a file they may also be YAML

@@ -355,9 +355,22 @@ also come from the environment as CADRE_<FLAG> or ETCD_<FLAG> (upper case,
 '-' as '_', e.g. ETCD_INITIAL_CLUSTER); a command-line flag beats CADRE_,
 which beats ETCD_, which beats the default.
 
+--config-file (or CADRE_CONFIG_FILE, ETCD_CONFIG_FILE) reads etcd's YAML
+configuration file instead; as in etcd, the other flags and environment
+variables are then ignored (Cadre warns about each one).
+
 Flags:
 `)
+	var compat, aliases []string
 	fs.VisitAll(func(f *flag.Flag) {
+		switch {
+		case isCompat(f.Name):
+			compat = append(compat, "--"+f.Name)
+			return
+		case experimentalAliases[f.Name] != "":
+			aliases = append(aliases, "--"+f.Name+" (--"+experimentalAliases[f.Name]+")")
+			return
+		}
 		typ, usage := flag.UnquoteUsage(f)
 		fmt.Fprintf(&b, "  --%s", f.Name)
 		if typ != "" {
@@ -370,5 +383,22 @@ Flags:
 		b.WriteString("\n")
 	})
 	b.WriteString("  -h, --help\n        Show this help.\n")
+	fmt.Fprintf(&b, "\nAccepted for etcd compatibility, with no effect (a warning names each one given):\n%s\n", wrap(compat))
+	fmt.Fprintf(&b, "\nDeprecated etcd v3.5 names, still accepted (with a warning) for the flag in parentheses:\n%s\n", wrap(aliases))
+	return b.String()
+}
+
+// wrap lays words out in indented lines of at most 80 columns.
+func wrap(words []string) string {
+	var b strings.Builder
+	line := " "
+	for _, w := range words {
+		if len(line) > 1 && len(line)+1+len(w) > 80 {
+			b.WriteString(line + "\n")
+			line = " "
+		}
+		line += " " + w
+	}
+	b.WriteString(line)
 	return b.String()
 }
