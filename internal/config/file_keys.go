@@ -111,16 +111,20 @@ func nestedKeyFor(flagName string) string {
 
 var flagInMessage = regexp.MustCompile(`--([a-z0-9-]+)`)
 
-// fileKeyHint names the file key behind the first flag an error mentions
-// when that key is not the flag's name, e.g. "--peer-cert-file" is
-// peer-transport-security.cert-file.
+// fileKeyHint names the file key behind each flag an error mentions
+// whose key is not the flag's name, e.g. --peer-cert-file is
+// peer-transport-security > cert-file.
 func fileKeyHint(msg string) string {
-	m := flagInMessage.FindStringSubmatch(msg)
-	if m == nil {
+	var hints []string
+	seen := map[string]bool{}
+	for _, m := range flagInMessage.FindAllStringSubmatch(msg, -1) {
+		if k := nestedKeyFor(m[1]); k != "" && !seen[m[1]] {
+			seen[m[1]] = true
+			hints = append(hints, fmt.Sprintf("--%s is %s", m[1], strings.ReplaceAll(k, ".", " > ")))
+		}
+	}
+	if len(hints) == 0 {
 		return ""
 	}
-	if k := nestedKeyFor(m[1]); k != "" {
-		return fmt.Sprintf(" (in the file, --%s is the key %s)", m[1], strings.ReplaceAll(k, ".", " > "))
-	}
-	return ""
+	return " (in the file, " + strings.Join(hints, ", ") + ")"
 }

@@ -26,6 +26,16 @@ func (c *Config) ValidateWithData() error {
 }
 
 func (c *Config) validate(bootstrap bool) error {
+	if err := c.validateChecks(bootstrap); err != nil {
+		if c.ConfigFile != "" {
+			return inFile(c.ConfigFile, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *Config) validateChecks(bootstrap bool) error {
 	checks := []func() error{
 		c.validateIdentity,
 		c.validateURLs,
