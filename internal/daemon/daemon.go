@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +40,8 @@ type Member struct {
 	// clientHTTP serves HTTP/1 on the client URLs: http, or with
 	// --listen-client-http-urls a pointer to those.
 	clientHTTP *http.Server
-	httpLns    []net.Listener // --listen-client-http-urls
+	metrics    *http.Server // --listen-metrics-urls: /metrics and health only
+	extra      []extraListener
 	splits     []*splitListener
 	stop       sync.Once
 	done       chan struct{}
@@ -49,9 +51,9 @@ type Member struct {
 // are bound at once (so a busy port fails the start) but serve only after
 // the member has published itself through raft.
 func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, error) {
-	var lns, httpLns []net.Listener
+	var lns, httpLns, metricsLns []net.Listener
 	closeAll := func() {
-		for _, l := range append(lns, httpLns...) {
+		for _, l := range slices.Concat(lns, httpLns, metricsLns) {
 			l.Close()
 		}
 	}
@@ -59,7 +61,12 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		flag string
 		urls []url.URL
 		dst  *[]net.Listener
-	}{{"listen-client-urls", cfg.ListenClientURLs, &lns}, {"listen-client-http-urls", cfg.ListenClientHTTPURLs, &httpLns}} {
+	}{
+		{"listen-client-urls", cfg.ListenClientURLs, &lns},
+		{"listen-client-http-urls", cfg.ListenClientHTTPURLs, &httpLns},
+		// https metrics URLs use the client port's TLS, as in etcd.
+		{"listen-metrics-urls", cfg.ListenMetricsURLs, &metricsLns},
+	} {
 		for _, u := range f.urls {
 			ln, err := net.Listen("tcp", u.Host)
 			if err != nil {
@@ -77,7 +84,7 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		closeAll()
 		return nil, err
 	}
-	m := &Member{Server: srv, lg: srv.Logger(), done: make(chan struct{}), httpLns: httpLns}
+	m := &Member{Server: srv, lg: srv.Logger(), done: make(chan struct{})}
 	m.grpc = grpc.NewServer(
 		// TLS ends in the listener; the credentials only expose its state.
 		grpc.Creds(tlsutil.AlreadyTLS{}),
@@ -106,6 +113,13 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		// serve gRPC only. A stray HTTP/1 request there is told where to go.
 		m.clientHTTP = &http.Server{Handler: movedHandler(cfg.ListenClientHTTPURLs), ReadHeaderTimeout: 10 * time.Second}
 	}
+	m.metrics = &http.Server{Handler: onlyPaths(m.http.Handler, "/metrics", "/health", "/livez", "/readyz"), ReadHeaderTimeout: 10 * time.Second}
+	for _, ln := range httpLns {
+		m.extra = append(m.extra, extraListener{ln, m.http})
+	}
+	for _, ln := range metricsLns {
+		m.extra = append(m.extra, extraListener{ln, m.metrics})
+	}
 	for _, ln := range lns {
 		m.splits = append(m.splits, newSplitListener(ln))
 	}
@@ -116,6 +130,25 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		close(m.done)
 	}()
 	return m, nil
+}
+
+// extraListener is an HTTP-only listener (--listen-client-http-urls,
+// --listen-metrics-urls) and the server that serves it.
+type extraListener struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// onlyPaths serves the given paths of h and 404 for the rest: the metrics
+// URLs expose monitoring, not the members gateway or pprof.
+func onlyPaths(h http.Handler, paths ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(paths, r.URL.Path) {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // movedHandler answers HTTP/1 requests on gRPC-only client URLs.
@@ -147,12 +180,12 @@ func (m *Member) serve(cfg *config.Config) {
 			}
 		}(sl)
 	}
-	for _, ln := range m.httpLns {
-		go func(ln net.Listener) {
-			if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	for _, e := range m.extra {
+		go func(e extraListener) {
+			if err := e.srv.Serve(e.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				m.lg.Debug("HTTP listener stopped", "error", err.Error())
 			}
-		}(ln)
+		}(e)
 	}
 	select {
 	case <-m.Server.Ready():
@@ -189,8 +222,8 @@ func (m *Member) closeClients(grace time.Duration) {
 	for _, sl := range m.splits {
 		sl.close()
 	}
-	for _, ln := range m.httpLns {
-		ln.Close()
+	for _, e := range m.extra {
+		e.ln.Close()
 	}
 	finished := make(chan struct{})
 	go func() {
@@ -207,5 +240,6 @@ func (m *Member) closeClients(grace time.Duration) {
 	if m.clientHTTP != m.http {
 		_ = m.clientHTTP.Shutdown(ctx)
 	}
+	_ = m.metrics.Shutdown(ctx)
 	_ = m.http.Shutdown(ctx)
 }

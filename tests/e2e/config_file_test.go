@@ -186,18 +186,21 @@ func waitProgressAt(t *testing.T, wch clientv3.WatchChan, rev int64, d time.Dura
 }
 
 // TestListenClientHTTPURLs: with --listen-client-http-urls the HTTP
-// endpoints move there and the client URLs serve gRPC only, as in etcd.
+// endpoints move there and the client URLs serve gRPC only, as in etcd;
+// --listen-metrics-urls serve /metrics and /health.
 func TestListenClientHTTPURLs(t *testing.T) {
-	ports := framework.FreePorts(t, 3)
+	ports := framework.FreePorts(t, 4)
 	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	metrics := fmt.Sprintf("http://127.0.0.1:%d", ports[3])
 	dir := t.TempDir()
 	m := framework.StartServer(t, framework.ServerSpec{
 		Name: "infra1",
 		Args: []string{"--name", "infra1", "--data-dir", filepath.Join(dir, "data"),
 			"--listen-client-urls", client, "--advertise-client-urls", client, "--listen-client-http-urls", httpURL,
-			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "infra1=" + peer},
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "infra1=" + peer,
+			"--listen-metrics-urls", metrics},
 		Dir: dir, ClientURL: httpURL,
 	})
 	m.WaitHealthy(t, framework.DefaultHealthTimeout) // /health answers on the HTTP URL
@@ -206,12 +209,20 @@ func TestListenClientHTTPURLs(t *testing.T) {
 		t.Fatalf("gRPC on --listen-client-urls: %v", err)
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Get(httpURL + "/version")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /version on the HTTP URL: %v %v", err, resp)
+	for _, u := range []string{httpURL + "/version", metrics + "/metrics", metrics + "/health"} {
+		resp, err := hc.Get(u)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %v %v", u, err, resp)
+		}
+		resp.Body.Close()
 	}
-	resp.Body.Close()
-	resp, err = hc.Get(client + "/health")
+	if resp, err := hc.Post(metrics+"/v3/cluster/member/list", "application/json", strings.NewReader("{}")); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("the metrics URL serves the members gateway")
+		}
+	}
+	resp, err := hc.Get(client + "/health")
 	if err == nil {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
