@@ -415,3 +415,21 @@ func TestConfigFileValidateNamesFile(t *testing.T) {
 		t.Errorf("%v does not wrap ErrInvalid", err)
 	}
 }
+
+// FuzzConfigFile: any file content gives a config or an error, never a
+// panic (aliases, odd nesting, binary junk).
+func FuzzConfigFile(f *testing.F) {
+	for _, seed := range []string{fullFile, sampleShaped, "", "a: &x [1]\nb: *x\n", "client-transport-security:\n  - x\n", "? [a]\n: b\n", "\x00\xff"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		p := filepath.Join(t.TempDir(), "f.yml")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := Parse([]string{"--config-file=" + p}, nil)
+		if err == nil {
+			_ = c.Validate()
+		}
+	})
+}
