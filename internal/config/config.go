@@ -10,6 +10,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -49,6 +50,13 @@ const (
 	DefaultAutoCompactionMode      = "periodic"
 	DefaultAutoCompactionRetention = "0"
 
+	DefaultWatchProgressNotifyInterval = 10 * time.Minute
+	DefaultGRPCKeepAliveMinTime        = 5 * time.Second
+	DefaultGRPCKeepAliveInterval       = 2 * time.Hour
+	DefaultGRPCKeepAliveTimeout        = 20 * time.Second
+	DefaultMaxConcurrentStreams        = math.MaxUint32
+	DefaultSelfSignedCertValidity      = 1
+
 	// DataDirSuffix makes the default data dir "<name>.cadre" (etcd uses
 	// "<name>.etcd"; a different suffix keeps the two from sharing a dir).
 	DataDirSuffix = ".cadre"
@@ -67,6 +75,14 @@ type Config struct {
 	ListenPeerURLs           []url.URL
 	InitialAdvertisePeerURLs []url.URL
 	ListenMetricsURLs        []url.URL // optional; empty = no separate metrics listener
+	// ListenClientHTTPURLs (--listen-client-http-urls), when set, serve the
+	// HTTP endpoints (health, metrics, version, gateway, pprof) alone, and
+	// the client URLs then serve only gRPC, as in etcd.
+	ListenClientHTTPURLs []url.URL
+
+	// ConfigFile is the --config-file the configuration came from ("" when
+	// it came from flags and the environment); errors then name the file.
+	ConfigFile string
 
 	// InitialCluster is --initial-cluster parsed: member name -> peer URLs
 	// (a name listed several times has several URLs, in the given order).
@@ -100,6 +116,27 @@ type Config struct {
 	// every member's at that period and raise CORRUPT on a mismatch.
 	InitialCorruptCheck bool
 	CorruptCheckTime    time.Duration
+
+	// WatchProgressNotifyInterval is how often a watcher created with
+	// progress_notify that had no events gets an empty response carrying
+	// the current revision (--watch-progress-notify-interval).
+	WatchProgressNotifyInterval time.Duration
+
+	// gRPC server settings of the client port (etcd's flags and defaults).
+	GRPCKeepAliveMinTime  time.Duration
+	GRPCKeepAliveInterval time.Duration
+	GRPCKeepAliveTimeout  time.Duration
+	MaxConcurrentStreams  uint32
+
+	// BackendBatchInterval and BackendBatchLimit bound how long and how
+	// many applied writes share one backend commit (0 = the defaults,
+	// 100ms and 10,000, as in etcd).
+	BackendBatchInterval time.Duration
+	BackendBatchLimit    int
+
+	// SelfSignedCertValidity is the lifetime in years of the certificates
+	// --auto-tls / --peer-auto-tls generate.
+	SelfSignedCertValidity uint
 
 	LogLevel   string   // debug|info|warn|error
 	Logger     string   // only "zap" (accepted for etcd compatibility)
@@ -160,30 +197,36 @@ func (c *Config) SetInitialCluster(text string) error {
 // single-member cluster named "default" on 127.0.0.1:2379/2380.
 func Default() *Config {
 	c := &Config{
-		Name:                     DefaultName,
-		DataDir:                  DefaultName + DataDirSuffix,
-		ListenClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
-		AdvertiseClientURLs:      []url.URL{mustURL(DefaultListenClientURL)},
-		ListenPeerURLs:           []url.URL{mustURL(DefaultListenPeerURL)},
-		InitialAdvertisePeerURLs: []url.URL{mustURL(DefaultListenPeerURL)},
-		InitialClusterState:      DefaultInitialClusterState,
-		InitialClusterToken:      DefaultInitialClusterToken,
-		HeartbeatInterval:        DefaultHeartbeatInterval,
-		ElectionTimeout:          DefaultElectionTimeout,
-		SnapshotCount:            DefaultSnapshotCount,
-		SnapshotCatchUpEntries:   DefaultSnapshotCatchUpEntries,
-		MaxRequestBytes:          DefaultMaxRequestBytes,
-		MaxTxnOps:                DefaultMaxTxnOps,
-		StrictReconfigCheck:      true,
-		InitialCorruptCheck:      true,
-		MaxLearners:              DefaultMaxLearners,
-		LogLevel:                 DefaultLogLevel,
-		Logger:                   DefaultLogger,
-		LogOutputs:               []string{DefaultLogOutput},
-		AutoCompactionMode:       DefaultAutoCompactionMode,
-		AutoCompactionRetention:  DefaultAutoCompactionRetention,
-		TLS:                      TLS{MinVersion: "TLS1.2", HandshakeTimeout: 10 * time.Second},
-		Auth:                     Auth{Token: "simple", TokenTTL: 300, BcryptCost: 10},
+		Name:                        DefaultName,
+		DataDir:                     DefaultName + DataDirSuffix,
+		ListenClientURLs:            []url.URL{mustURL(DefaultListenClientURL)},
+		AdvertiseClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
+		ListenPeerURLs:              []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialAdvertisePeerURLs:    []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialClusterState:         DefaultInitialClusterState,
+		InitialClusterToken:         DefaultInitialClusterToken,
+		HeartbeatInterval:           DefaultHeartbeatInterval,
+		ElectionTimeout:             DefaultElectionTimeout,
+		SnapshotCount:               DefaultSnapshotCount,
+		SnapshotCatchUpEntries:      DefaultSnapshotCatchUpEntries,
+		MaxRequestBytes:             DefaultMaxRequestBytes,
+		MaxTxnOps:                   DefaultMaxTxnOps,
+		StrictReconfigCheck:         true,
+		InitialCorruptCheck:         true,
+		MaxLearners:                 DefaultMaxLearners,
+		LogLevel:                    DefaultLogLevel,
+		Logger:                      DefaultLogger,
+		LogOutputs:                  []string{DefaultLogOutput},
+		AutoCompactionMode:          DefaultAutoCompactionMode,
+		AutoCompactionRetention:     DefaultAutoCompactionRetention,
+		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
+		GRPCKeepAliveMinTime:        DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:       DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:        DefaultGRPCKeepAliveTimeout,
+		MaxConcurrentStreams:        DefaultMaxConcurrentStreams,
+		SelfSignedCertValidity:      DefaultSelfSignedCertValidity,
+		TLS:                         TLS{MinVersion: "TLS1.2", HandshakeTimeout: 10 * time.Second},
+		Auth:                        Auth{Token: "simple", TokenTTL: 300, BcryptCost: 10},
 		Discovery: Discovery{
 			DialTimeout:       2 * time.Second,
 			RequestTimeout:    5 * time.Second,

@@ -21,10 +21,13 @@ const (
 // environment are both applied (lists, URLs, computed defaults).
 type rawFlags struct {
 	listenClient, advertiseClient, listenPeer, advertisePeer, listenMetrics string
+	listenClientHTTP                                                        string
 	initialCluster, logOutputs, discoveryEndpoints                          string
 	featureGates                                                            string
+	configFile                                                              string
 	version                                                                 bool
 	tls                                                                     tlsRaw
+	compat                                                                  map[string]*compatValue
 }
 
 // msFlag is an integer number of milliseconds stored as a time.Duration,
@@ -67,6 +70,8 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&r.listenPeer, "listen-peer-urls", r.listenPeer, "List of `URLs` to listen on for peer traffic (IP addresses or localhost).")
 	fs.StringVar(&r.advertisePeer, "initial-advertise-peer-urls", r.advertisePeer, "List of this member's peer `URLs` to advertise to the rest of the cluster.")
 	fs.StringVar(&r.listenMetrics, "listen-metrics-urls", r.listenMetrics, "List of additional `URLs` to serve /metrics and /health on.")
+	r.listenClientHTTP = joinURLs(c.ListenClientHTTPURLs)
+	fs.StringVar(&r.listenClientHTTP, "listen-client-http-urls", r.listenClientHTTP, "List of `URLs` to serve the HTTP endpoints (health, metrics, version, gateway) on; when set, --listen-client-urls serve gRPC only.")
 
 	fs.StringVar(&r.initialCluster, "initial-cluster", "", `Initial cluster configuration for bootstrapping, name=peerURL,... (default "<name>=<initial-advertise-peer-urls>").`)
 	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "Initial cluster state: new (bootstrap a new cluster) or existing (join a running one).")
@@ -76,19 +81,22 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.Var(msFlag{&c.ElectionTimeout}, "election-timeout", "Time (in `milliseconds`) for an election to timeout.")
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
 	fs.Uint64Var(&c.SnapshotCatchUpEntries, "snapshot-catchup-entries", c.SnapshotCatchUpEntries, "Number of entries kept after a snapshot so slow followers can catch up.")
-	fs.Uint64Var(&c.SnapshotCatchUpEntries, "experimental-snapshot-catchup-entries", c.SnapshotCatchUpEntries, "Deprecated alias of --snapshot-catchup-entries.")
 	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.BoolVar(&c.StrictReconfigCheck, "strict-reconfig-check", c.StrictReconfigCheck, "Reject reconfiguration requests that would cause quorum loss.")
 	fs.IntVar(&c.MaxLearners, "max-learners", c.MaxLearners, "Maximum number of learner members in the cluster.")
-	fs.IntVar(&c.MaxLearners, "experimental-max-learners", c.MaxLearners, "Deprecated alias of --max-learners.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 means 2 GiB).")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server at /debug/pprof.")
 	fs.BoolVar(&c.InitialCorruptCheck, "initial-corrupt-check", c.InitialCorruptCheck, "Compare this member's data with its peers' before serving clients (refuse to start on a mismatch).")
-	fs.BoolVar(&c.InitialCorruptCheck, "experimental-initial-corrupt-check", c.InitialCorruptCheck, "Alias of --initial-corrupt-check.")
 	fs.StringVar(&r.featureGates, "feature-gates", "", "etcd's server feature gates, Name=true|false,... (InitialCorruptCheck acts as --initial-corrupt-check; the others are accepted).")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Period of the leader's data corruption check across members, e.g. 5m (0 disables); a mismatch raises the CORRUPT alarm.")
-	fs.DurationVar(&c.CorruptCheckTime, "experimental-corrupt-check-time", c.CorruptCheckTime, "Alias of --corrupt-check-time.")
+	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", c.WatchProgressNotifyInterval, "How often a watch created with progress notification that had no events gets an empty response with the current revision.")
+	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum interval a client should wait before pinging the server.")
+	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency of server-to-client pings checking that a connection is alive (0 disables).")
+	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional wait before closing a non-responsive connection (0 disables).")
+	fs.Var(uint32Flag{&c.MaxConcurrentStreams}, "max-concurrent-streams", "Maximum concurrent gRPC streams each client connection can open.")
+	fs.DurationVar(&c.BackendBatchInterval, "backend-batch-interval", c.BackendBatchInterval, "Maximum time applied writes wait before the backend commits them (0 = 100ms).")
+	fs.IntVar(&c.BackendBatchLimit, "backend-batch-limit", c.BackendBatchLimit, "Maximum applied writes in one backend commit (0 = 10000).")
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.Logger, "logger", c.Logger, "Logger implementation; only zap (JSON logs like etcd's).")
@@ -101,10 +109,33 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.BoolVar(&c.EnableV2, "enable-v2", c.EnableV2, "Ignored: cadre serves only the v3 API (accepted for etcd compatibility).")
 	defineDiscoveryFlags(fs, &c.Discovery, r)
 	defineTLSFlags(fs, &c.TLS, &r.tls)
+	fs.UintVar(&c.SelfSignedCertValidity, "self-signed-cert-validity", c.SelfSignedCertValidity, "Lifetime in years of the certificates --auto-tls and --peer-auto-tls generate.")
 	defineAuthFlags(fs, &c.Auth)
+	r.compat = defineCompatFlags(fs)
+	defineAliases(fs)
 
+	fs.StringVar(&r.configFile, "config-file", "", "Path to an etcd YAML configuration file; when given, the other flags and the environment are ignored (as in etcd).")
 	fs.BoolVar(&r.version, "version", false, "Print the version and exit.")
 	return fs
+}
+
+// uint32Flag parses a 32-bit count such as --max-concurrent-streams.
+type uint32Flag struct{ p *uint32 }
+
+func (u uint32Flag) String() string {
+	if u.p == nil {
+		return "0"
+	}
+	return strconv.FormatUint(uint64(*u.p), 10)
+}
+
+func (u uint32Flag) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
+	if err != nil {
+		return errors.New("expected a whole number from 0 to 4294967295")
+	}
+	*u.p = uint32(n)
+	return nil
 }
 
 // commandLineOnly flags are never read from the environment: a stray
@@ -116,7 +147,8 @@ func commandLineOnly(name string) bool { return name == "version" }
 // into a Config with defaults applied. It does not validate; call
 // Validate. Warnings (unknown or shadowed environment variables, ignored
 // flags) are returned for the caller to log. -h/--help returns ErrHelp,
-// --version returns ErrVersion.
+// --version returns ErrVersion. With --config-file (or CADRE_CONFIG_FILE,
+// ETCD_CONFIG_FILE) the configuration comes from that YAML file alone.
 func Parse(args, environ []string) (*Config, []string, error) {
 	c := Default()
 	var r rawFlags
@@ -133,15 +165,29 @@ func Parse(args, environ []string) (*Config, []string, error) {
 	if rest := fs.Args(); len(rest) > 0 {
 		return nil, nil, usageErrorf("unexpected argument %q: cadre takes only flags, like --name=infra1; run 'cadre --help' to list the flags", rest[0])
 	}
+	if path := configFilePath(r.configFile, environ); path != "" {
+		return parseFile(path, fs, environ)
+	}
 
 	warnings, err := applyEnv(fs, environ)
 	if err != nil {
 		return nil, warnings, err
 	}
+	return complete(c, &r, fs, warnings)
+}
+
+// complete turns parsed flags (from the command line and environment, or
+// from a config file) into the final Config and its warnings.
+func complete(c *Config, r *rawFlags, fs *flag.FlagSet, warnings []string) (*Config, []string, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	if err := finish(c, &r, set); err != nil {
+	aw, err := checkAliases(set)
+	if err != nil {
+		return nil, warnings, err
+	}
+	warnings = append(warnings, aw...)
+	if err := finish(c, r, set); err != nil {
 		return nil, warnings, err
 	}
 	gw, err := applyFeatureGates(c, r.featureGates, set)
@@ -149,6 +195,14 @@ func Parse(args, environ []string) (*Config, []string, error) {
 		return nil, warnings, err
 	}
 	warnings = append(warnings, gw...)
+	warnings = append(warnings, compatWarnings(r.compat, set)...)
+	for _, f := range []struct{ name, val string }{{"client-cert-file", c.TLS.Client.ClientCertFile}, {"client-key-file", c.TLS.Client.ClientKeyFile}} {
+		if f.val != "" {
+			// etcd presents this pair only when dialing its own client
+			// port (the gRPC gateway's loopback), which Cadre never does.
+			warnings = append(warnings, fmt.Sprintf("--%s=%s is accepted for etcd compatibility, has no effect: Cadre never dials its own client port (the pair is still checked at start)", f.name, f.val))
+		}
+	}
 	if c.EnableV2 {
 		warnings = append(warnings, "--enable-v2 is ignored: cadre serves only the v3 API")
 	}
@@ -168,6 +222,7 @@ func finish(c *Config, r *rawFlags, set map[string]bool) error {
 		{"listen-peer-urls", r.listenPeer, &c.ListenPeerURLs},
 		{"initial-advertise-peer-urls", r.advertisePeer, &c.InitialAdvertisePeerURLs},
 		{"listen-metrics-urls", r.listenMetrics, &c.ListenMetricsURLs},
+		{"listen-client-http-urls", r.listenClientHTTP, &c.ListenClientHTTPURLs},
 	} {
 		us, err := parseURLList(f.name, f.raw)
 		if err != nil {
@@ -307,9 +362,22 @@ also come from the environment as CADRE_<FLAG> or ETCD_<FLAG> (upper case,
 '-' as '_', e.g. ETCD_INITIAL_CLUSTER); a command-line flag beats CADRE_,
 which beats ETCD_, which beats the default.
 
+--config-file (or CADRE_CONFIG_FILE, ETCD_CONFIG_FILE) reads etcd's YAML
+configuration file instead; as in etcd, the other flags and environment
+variables are then ignored (Cadre warns about each one).
+
 Flags:
 `)
+	var compat, aliases []string
 	fs.VisitAll(func(f *flag.Flag) {
+		switch {
+		case isCompat(f.Name):
+			compat = append(compat, "--"+f.Name)
+			return
+		case experimentalAliases[f.Name] != "":
+			aliases = append(aliases, "--"+f.Name+" (--"+experimentalAliases[f.Name]+")")
+			return
+		}
 		typ, usage := flag.UnquoteUsage(f)
 		fmt.Fprintf(&b, "  --%s", f.Name)
 		if typ != "" {
@@ -322,5 +390,22 @@ Flags:
 		b.WriteString("\n")
 	})
 	b.WriteString("  -h, --help\n        Show this help.\n")
+	fmt.Fprintf(&b, "\nAccepted for etcd compatibility, with no effect (a warning names each one given):\n%s\n", wrap(compat))
+	fmt.Fprintf(&b, "\nDeprecated etcd v3.5 names, still accepted (with a warning) for the flag in parentheses:\n%s\n", wrap(aliases))
+	return b.String()
+}
+
+// wrap lays words out in indented lines of at most 80 columns.
+func wrap(words []string) string {
+	var b strings.Builder
+	line := " "
+	for _, w := range words {
+		if len(line) > 1 && len(line)+1+len(w) > 80 {
+			b.WriteString(line + "\n")
+			line = " "
+		}
+		line += " " + w
+	}
+	b.WriteString(line)
 	return b.String()
 }

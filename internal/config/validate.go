@@ -26,6 +26,16 @@ func (c *Config) ValidateWithData() error {
 }
 
 func (c *Config) validate(bootstrap bool) error {
+	if err := c.validateChecks(bootstrap); err != nil {
+		if c.ConfigFile != "" {
+			return inFile(c.ConfigFile, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *Config) validateChecks(bootstrap bool) error {
 	checks := []func() error{
 		c.validateIdentity,
 		c.validateURLs,
@@ -73,6 +83,7 @@ func (c *Config) validateURLs() error {
 		{"listen-peer-urls", c.ListenPeerURLs, true, false},
 		{"initial-advertise-peer-urls", c.InitialAdvertisePeerURLs, false, false},
 		{"listen-metrics-urls", c.ListenMetricsURLs, true, true},
+		{"listen-client-http-urls", c.ListenClientHTTPURLs, true, true},
 	} {
 		if len(f.urls) == 0 && !f.optional {
 			return invalidf("--%s is empty; give at least one URL, like --%s=%s", f.name, f.name, exampleURL(f.name))
@@ -159,6 +170,20 @@ func (c *Config) validateLimits() error {
 		return invalidf("invalid --corrupt-check-time=%s: hashing the whole key history that often would starve the member; use 1s or more", c.CorruptCheckTime)
 	case c.QuotaBackendBytes < 0:
 		return invalidf("invalid --quota-backend-bytes=%d: it must be 0 (the 2 GiB default) or more", c.QuotaBackendBytes)
+	case c.WatchProgressNotifyInterval < 0:
+		return invalidf("invalid --watch-progress-notify-interval=%s: use a positive duration like 10m (0 means the 10m default)", c.WatchProgressNotifyInterval)
+	case c.BackendBatchInterval < 0:
+		return invalidf("invalid --backend-batch-interval=%s: use a positive duration like 100ms (0 means the default)", c.BackendBatchInterval)
+	case c.BackendBatchLimit < 0:
+		return invalidf("invalid --backend-batch-limit=%d: use a positive count like 10000 (0 means the default)", c.BackendBatchLimit)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"grpc-keepalive-min-time", c.GRPCKeepAliveMinTime}, {"grpc-keepalive-interval", c.GRPCKeepAliveInterval}, {"grpc-keepalive-timeout", c.GRPCKeepAliveTimeout}} {
+		if d.v < 0 {
+			return invalidf("invalid --%s=%s: it must not be negative", d.flag, d.v)
+		}
 	}
 	return nil
 }

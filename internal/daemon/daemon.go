@@ -11,6 +11,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,31 +37,47 @@ type Member struct {
 	lg     *slog.Logger
 	grpc   *grpc.Server
 	http   *http.Server
-	splits []*splitListener
-	stop   sync.Once
-	done   chan struct{}
+	// clientHTTP serves HTTP/1 on the client URLs: http, or with
+	// --listen-client-http-urls a pointer to those.
+	clientHTTP *http.Server
+	metrics    *http.Server // --listen-metrics-urls: /metrics and health only
+	extra      []extraListener
+	splits     []*splitListener
+	stop       sync.Once
+	done       chan struct{}
 }
 
 // Start starts a member from a validated configuration. The client ports
 // are bound at once (so a busy port fails the start) but serve only after
 // the member has published itself through raft.
 func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, error) {
-	var lns []net.Listener
+	var lns, httpLns, metricsLns []net.Listener
 	closeAll := func() {
-		for _, l := range lns {
+		for _, l := range slices.Concat(lns, httpLns, metricsLns) {
 			l.Close()
 		}
 	}
-	for _, u := range cfg.ListenClientURLs {
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("cannot listen on --listen-client-urls %s: %w (is another member or process using that port?)", u.String(), err)
+	for _, f := range []struct {
+		flag string
+		urls []url.URL
+		dst  *[]net.Listener
+	}{
+		{"listen-client-urls", cfg.ListenClientURLs, &lns},
+		{"listen-client-http-urls", cfg.ListenClientHTTPURLs, &httpLns},
+		// https metrics URLs use the client port's TLS, as in etcd.
+		{"listen-metrics-urls", cfg.ListenMetricsURLs, &metricsLns},
+	} {
+		for _, u := range f.urls {
+			ln, err := net.Listen("tcp", u.Host)
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("cannot listen on --%s %s: %w (is another member or process using that port?)", f.flag, u.String(), err)
+			}
+			if u.Scheme == "https" {
+				ln = tlsutil.Listener(ln, tb.ClientServer, tb.HandshakeTimeout, lg, "client")
+			}
+			*f.dst = append(*f.dst, ln)
 		}
-		if u.Scheme == "https" {
-			ln = tlsutil.Listener(ln, tb.ClientServer, tb.HandshakeTimeout, lg, "client")
-		}
-		lns = append(lns, ln)
 	}
 	srv, err := server.New(cfg, lg, server.PeerTLS{Server: tb.PeerServer, Client: tb.PeerClient, HandshakeTimeout: tb.HandshakeTimeout})
 	if err != nil {
@@ -71,9 +90,9 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		grpc.Creds(tlsutil.AlreadyTLS{}),
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)+grpcOverhead),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.GRPCKeepAliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.GRPCKeepAliveInterval, Timeout: cfg.GRPCKeepAliveTimeout}),
 		grpc.ChainUnaryInterceptor(api.UnaryInterceptor(srv)),
 		grpc.ChainStreamInterceptor(api.StreamInterceptor(srv)),
 	)
@@ -88,6 +107,19 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	m.clientHTTP = m.http
+	if len(httpLns) > 0 {
+		// etcd's rule: with --listen-client-http-urls the client URLs
+		// serve gRPC only. A stray HTTP/1 request there is told where to go.
+		m.clientHTTP = &http.Server{Handler: movedHandler(cfg.ListenClientHTTPURLs), ReadHeaderTimeout: 10 * time.Second}
+	}
+	m.metrics = &http.Server{Handler: onlyPaths(m.http.Handler, "/metrics", "/health", "/livez", "/readyz"), ReadHeaderTimeout: 10 * time.Second}
+	for _, ln := range httpLns {
+		m.extra = append(m.extra, extraListener{ln, m.http})
+	}
+	for _, ln := range metricsLns {
+		m.extra = append(m.extra, extraListener{ln, m.metrics})
+	}
 	for _, ln := range lns {
 		m.splits = append(m.splits, newSplitListener(ln))
 	}
@@ -98,6 +130,37 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		close(m.done)
 	}()
 	return m, nil
+}
+
+// extraListener is an HTTP-only listener (--listen-client-http-urls,
+// --listen-metrics-urls) and the server that serves it.
+type extraListener struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// onlyPaths serves the given paths of h and 404 for the rest: the metrics
+// URLs expose monitoring, not the members gateway or pprof.
+func onlyPaths(h http.Handler, paths ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(paths, r.URL.Path) {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// movedHandler answers HTTP/1 requests on gRPC-only client URLs.
+func movedHandler(httpURLs []url.URL) http.Handler {
+	where := make([]string, len(httpURLs))
+	for i, u := range httpURLs {
+		where[i] = u.String()
+	}
+	msg := "this client URL serves gRPC only; the HTTP endpoints are on --listen-client-http-urls " + strings.Join(where, ",") + "\n"
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, msg, http.StatusNotFound)
+	})
 }
 
 // serve starts the client listeners at once: until the member has
@@ -112,21 +175,29 @@ func (m *Member) serve(cfg *config.Config) {
 			}
 		}(sl)
 		go func(sl *splitListener) {
-			if err := m.http.Serve(sl.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := m.clientHTTP.Serve(sl.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				m.lg.Debug("HTTP listener stopped", "error", err.Error())
 			}
 		}(sl)
+	}
+	for _, e := range m.extra {
+		go func(e extraListener) {
+			if err := e.srv.Serve(e.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.lg.Debug("HTTP listener stopped", "error", err.Error())
+			}
+		}(e)
 	}
 	select {
 	case <-m.Server.Ready():
 	case <-m.Server.Done():
 		return
 	}
-	var addrs []string
-	for _, u := range cfg.ListenClientURLs {
-		addrs = append(addrs, u.String())
+	if len(cfg.ListenClientHTTPURLs) > 0 {
+		m.lg.Info("ready to serve client requests", "listen-client-urls", config.URLStrings(cfg.ListenClientURLs),
+			"listen-client-http-urls", config.URLStrings(cfg.ListenClientHTTPURLs))
+		return
 	}
-	m.lg.Info("ready to serve client requests", "listen-client-urls", addrs)
+	m.lg.Info("ready to serve client requests", "listen-client-urls", config.URLStrings(cfg.ListenClientURLs))
 }
 
 // Done is closed once the member has stopped; Err says why.
@@ -151,6 +222,9 @@ func (m *Member) closeClients(grace time.Duration) {
 	for _, sl := range m.splits {
 		sl.close()
 	}
+	for _, e := range m.extra {
+		e.ln.Close()
+	}
 	finished := make(chan struct{})
 	go func() {
 		m.grpc.GracefulStop()
@@ -163,5 +237,9 @@ func (m *Member) closeClients(grace time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	if m.clientHTTP != m.http {
+		_ = m.clientHTTP.Shutdown(ctx)
+	}
+	_ = m.metrics.Shutdown(ctx)
 	_ = m.http.Shutdown(ctx)
 }

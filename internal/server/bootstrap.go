@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,7 +111,8 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		return nil, err
 	}
 	s.store, err = mvcc.Open(dbPath(cfg.DataDir), mvcc.Options{Logger: lg, OnCommit: s.metrics.ObserveBackendCommit,
-		CommitInterval: backendCommitInterval})
+		CommitInterval: cmp.Or(cfg.BackendBatchInterval, backendCommitInterval), CommitOps: cfg.BackendBatchLimit,
+		ProgressInterval: cfg.WatchProgressNotifyInterval})
 	if err != nil {
 		return nil, fmt.Errorf("opening backend %s: %w", dbPath(cfg.DataDir), err)
 	}

@@ -16,9 +16,10 @@ import (
 )
 
 // SelfSigned makes (once) a self-signed ECDSA certificate for hosts in
-// dir (etcd's --auto-tls / --peer-auto-tls) and returns its files. An
-// existing pair is reused so a restart keeps the same certificate.
-func SelfSigned(dir string, hosts []string) (certFile, keyFile string, err error) {
+// dir (etcd's --auto-tls / --peer-auto-tls), valid for years
+// (--self-signed-cert-validity), and returns its files. An existing pair
+// is reused so a restart keeps the same certificate.
+func SelfSigned(dir string, hosts []string, years int) (certFile, keyFile string, err error) {
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if _, err1 := os.Stat(certFile); err1 == nil {
 		if _, err2 := os.Stat(keyFile); err2 == nil {
@@ -40,7 +41,7 @@ func SelfSigned(dir string, hosts []string) (certFile, keyFile string, err error
 		SerialNumber:          serial,
 		Subject:               pkix.Name{Organization: []string{"cadre auto TLS"}},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
+		NotAfter:              time.Now().AddDate(max(years, 1), 0, 0),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,

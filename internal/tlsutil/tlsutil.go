@@ -20,13 +20,17 @@ import (
 // Files is one port's TLS settings, as the flags give them.
 type Files struct {
 	CertFile, KeyFile string
-	TrustedCAFile     string
-	ClientCertAuth    bool // require and verify a client certificate
-	AutoTLS           bool // self-signed certificate when no CertFile
-	// Peer port only: an incoming peer's certificate must carry one of
-	// these common names / be valid for this host name.
-	AllowedCNs      []string
-	AllowedHostname string
+	// ClientCertFile/ClientKeyFile replace CertFile/KeyFile as the
+	// certificate presented when dialing (--peer-client-cert-file).
+	ClientCertFile, ClientKeyFile string
+	TrustedCAFile                 string
+	CRLFile                       string // revoked client certificates are refused
+	ClientCertAuth                bool   // require and verify a client certificate
+	AutoTLS                       bool   // self-signed certificate when no CertFile
+	// An incoming client's verified certificate must carry one of these
+	// common names and be valid for one of these host names.
+	AllowedCNs       []string
+	AllowedHostnames []string
 }
 
 // Enabled reports whether the port has TLS material.
@@ -144,9 +148,23 @@ func Server(f Files, o Options, flag string) (*tls.Config, error) {
 	if f.ClientCertAuth {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	if len(f.AllowedCNs) > 0 || f.AllowedHostname != "" {
+	var crl *revocations
+	if f.CRLFile != "" {
+		if crl, err = newRevocations(f.CRLFile); err != nil {
+			return nil, fmt.Errorf("--%scrl-file: %w", map[string]string{"": "client-", "peer-": "peer-"}[flag], err)
+		}
+	}
+	if len(f.AllowedCNs) > 0 || len(f.AllowedHostnames) > 0 || crl != nil {
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
-			return checkAllowed(cs, f.AllowedCNs, f.AllowedHostname)
+			if crl != nil {
+				if err := crl.check(cs.PeerCertificates, flag); err != nil {
+					return err
+				}
+			}
+			if len(f.AllowedCNs) > 0 || len(f.AllowedHostnames) > 0 {
+				return checkAllowed(cs, f.AllowedCNs, f.AllowedHostnames, flag)
+			}
+			return nil
 		}
 	}
 	return c, nil
@@ -156,7 +174,7 @@ func Server(f Files, o Options, flag string) (*tls.Config, error) {
 // --peer-cert-allowed-cn / --peer-cert-allowed-hostname rules accept.
 var ErrNotAllowed = errors.New("peer certificate not allowed")
 
-func checkAllowed(cs tls.ConnectionState, cns []string, hostname string) error {
+func checkAllowed(cs tls.ConnectionState, cns, hostnames []string, flag string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return fmt.Errorf("%w: the peer sent no certificate", ErrNotAllowed)
 	}
@@ -164,24 +182,39 @@ func checkAllowed(cs tls.ConnectionState, cns []string, hostname string) error {
 	if len(cns) > 0 && !slices.Contains(cns, leaf.Subject.CommonName) {
 		return fmt.Errorf("%w: CommonName %q is not in --peer-cert-allowed-cn %s", ErrNotAllowed, leaf.Subject.CommonName, strings.Join(cns, ","))
 	}
-	if hostname != "" {
-		if err := leaf.VerifyHostname(hostname); err != nil {
-			return fmt.Errorf("%w: --peer-cert-allowed-hostname %s: %w", ErrNotAllowed, hostname, err)
-		}
+	if len(hostnames) == 0 {
+		return nil
 	}
-	return nil
+	var errs []error
+	for _, h := range hostnames {
+		err := leaf.VerifyHostname(h)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	hostFlag := "--client-cert-allowed-hostname"
+	if flag == "peer-" {
+		hostFlag = "--peer-cert-allowed-hostname"
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrNotAllowed, hostFlag, strings.Join(hostnames, ","), errors.Join(errs...))
 }
 
 // Client returns the tls.Config a member dials its peers with: its peer
-// certificate as the client certificate (re-read on change) and the peer
-// CA to verify them. With auto TLS and no CA the peers' self-signed
+// client certificate (--peer-client-cert-file, else --peer-cert-file) as
+// the client certificate (re-read on change) and the peer CA to verify
+// them. With auto TLS and no CA the peers' self-signed
 // certificates cannot be verified (etcd accepts them the same way).
 func Client(f Files, o Options, flag string) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: o.MinVersion, MaxVersion: o.MaxVersion, CipherSuites: o.CipherSuites}
-	if f.CertFile != "" {
-		kp, err := newKeyPair(f.CertFile, f.KeyFile)
+	certFile, keyFile, which := f.CertFile, f.KeyFile, "--"+flag+"cert-file/--"+flag+"key-file"
+	if f.ClientCertFile != "" {
+		certFile, keyFile, which = f.ClientCertFile, f.ClientKeyFile, "--"+flag+"client-cert-file/--"+flag+"client-key-file"
+	}
+	if certFile != "" {
+		kp, err := newKeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("--%scert-file/--%skey-file: %w", flag, flag, err)
+			return nil, fmt.Errorf("%s: %w", which, err)
 		}
 		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get() }
 	}

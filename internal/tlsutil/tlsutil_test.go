@@ -30,7 +30,7 @@ func TestParseVersionAndSuites(t *testing.T) {
 // TestCheckAllowed: the peer CN and host name rules.
 func TestCheckAllowed(t *testing.T) {
 	dir := t.TempDir()
-	certFile, _, err := SelfSigned(dir, []string{"infra1.cadre.test", "127.0.0.1"})
+	certFile, _, err := SelfSigned(dir, []string{"infra1.cadre.test", "127.0.0.1"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,16 +40,16 @@ func TestCheckAllowed(t *testing.T) {
 	}
 	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
 	cs := tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}
-	if err := checkAllowed(cs, nil, "infra1.cadre.test"); err != nil {
+	if err := checkAllowed(cs, nil, []string{"other.cadre.test", "infra1.cadre.test"}, "peer-"); err != nil {
 		t.Fatalf("allowed host name refused: %v", err)
 	}
-	if err := checkAllowed(cs, nil, "infra2.cadre.test"); !errors.Is(err, ErrNotAllowed) {
+	if err := checkAllowed(cs, nil, []string{"infra2.cadre.test"}, "peer-"); !errors.Is(err, ErrNotAllowed) {
 		t.Fatalf("another host name: %v, want ErrNotAllowed", err)
 	}
-	if err := checkAllowed(cs, []string{"infra"}, ""); !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "CommonName") {
+	if err := checkAllowed(cs, []string{"infra"}, nil, "peer-"); !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "CommonName") {
 		t.Fatalf("CN outside the list: %v", err)
 	}
-	if err := checkAllowed(tls.ConnectionState{}, []string{"infra"}, ""); !errors.Is(err, ErrNotAllowed) {
+	if err := checkAllowed(tls.ConnectionState{}, []string{"infra"}, nil, "peer-"); !errors.Is(err, ErrNotAllowed) {
 		t.Fatalf("no certificate: %v", err)
 	}
 }
@@ -58,8 +58,8 @@ func TestCheckAllowed(t *testing.T) {
 // the previous pair instead of failing handshakes.
 func TestKeyPairReload(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
-	certA, keyA, _ := SelfSigned(a, []string{"127.0.0.1"})
-	certB, keyB, _ := SelfSigned(b, []string{"127.0.0.1"})
+	certA, keyA, _ := SelfSigned(a, []string{"127.0.0.1"}, 1)
+	certB, keyB, _ := SelfSigned(b, []string{"127.0.0.1"}, 1)
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
 	copyFile(t, certA, cert)

@@ -318,6 +318,8 @@ type ServerSpec struct {
 	ClientURL string
 	// DataDir is reported by Member.DataDir; informational only.
 	DataDir string
+	// TLS is the client TLS for health checks of an https ClientURL.
+	TLS *tls.Config
 }
 
 // StartServer starts one server process outside any Cluster, e.g. with
@@ -337,6 +339,7 @@ func StartServer(t testing.TB, spec ServerSpec) *Member {
 		dataDir:   spec.DataDir,
 		logPath:   filepath.Join(t.TempDir(), spec.Name+".log"),
 		workDir:   spec.Dir,
+		tls:       spec.TLS,
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
