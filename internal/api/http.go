@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +55,16 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), opts.Timeout)
 		defer cancel()
+		// An active alarm makes the member unhealthy, as in etcd, unless
+		// the caller excludes it (?exclude=NOSPACE).
+		if al, err := m.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_GET}); err == nil {
+			excluded := r.URL.Query()["exclude"]
+			for _, a := range al.Alarms {
+				if name := a.Alarm.String(); !slices.Contains(excluded, name) {
+					return alarmHealthError(name)
+				}
+			}
+		}
 		_, err := m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: r.URL.Query().Get("serializable") == "true", CountOnly: true})
 		return err
 	}
@@ -126,5 +137,16 @@ func gatewayAuth(m Member, next http.Handler) http.Handler {
 	})
 }
 
+// alarmHealthError is the health answer while an alarm is active: etcd's
+// reason text, "ALARM NOSPACE".
+type alarmHealthError string
+
+func (a alarmHealthError) Error() string { return "ALARM " + string(a) }
+
 // reason is the etcd error text of err, without gRPC's decoration.
-func reason(err error) string { return status.Convert(togRPC(err)).Message() }
+func reason(err error) string {
+	if a, ok := err.(alarmHealthError); ok {
+		return a.Error()
+	}
+	return status.Convert(togRPC(err)).Message()
+}

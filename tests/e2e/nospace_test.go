@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +49,23 @@ func TestNoSpaceAlarm(t *testing.T) {
 	}
 	if _, err := cli.Put(ctx, "/small", "1"); !errors.Is(err, rpctypes.ErrNoSpace) {
 		t.Fatalf("a small write once NOSPACE is raised: %v, want refused", err)
+	}
+	// /health says why while the alarm is active (etcd: 503, "ALARM
+	// NOSPACE"), unless the caller excludes that alarm.
+	for _, tc := range []struct {
+		query string
+		code  int
+		body  string
+	}{{"", http.StatusServiceUnavailable, `"reason":"ALARM NOSPACE"`}, {"?exclude=NOSPACE", http.StatusOK, `"health":"true"`}} {
+		resp, err := http.Get(c.Members[0].Endpoint() + "/health" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.body) {
+			t.Errorf("/health%s under NOSPACE: %d %s; want %d with %s", tc.query, resp.StatusCode, b, tc.code, tc.body)
+		}
 	}
 	if _, err := cli.Get(ctx, "/big/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
 		t.Fatalf("read under NOSPACE: %v", err)
