@@ -18,6 +18,9 @@ func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 	if len(r.Key) == 0 {
 		return nil, rpctypes.ErrGRPCEmptyKey
 	}
+	if !validSort(r) {
+		return nil, rpctypes.ErrGRPCInvalidSortOption
+	}
 	resp, err := s.m.Range(ctx, r)
 	if err != nil {
 		return nil, togRPC(err)
@@ -226,4 +229,12 @@ func inRanges(key []byte, rs []keyRange) bool {
 		}
 	}
 	return false
+}
+
+// validSort reports whether a range's sort order and target are values
+// the API defines (etcd refuses others with InvalidArgument).
+func validSort(r *pb.RangeRequest) bool {
+	_, order := pb.RangeRequest_SortOrder_name[int32(r.SortOrder)]
+	_, target := pb.RangeRequest_SortTarget_name[int32(r.SortTarget)]
+	return order && target
 }

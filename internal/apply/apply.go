@@ -189,14 +189,18 @@ func (a *Applier) applyRequest(b Batch, r *pb.InternalRaftRequest) (Result, bool
 		resp, err := b.Compact(r.Compaction.GetRevision())
 		return Result{Resp: resp, Err: err}, false
 	case r.Alarm != nil:
+		// As etcd answers: the alarm raised or cleared by this request,
+		// none if it changed nothing.
+		resp := &pb.AlarmResponse{}
 		if a.cfg.Alarms.apply(b, r.Alarm) {
 			if r.Alarm.Action == pb.AlarmRequest_ACTIVATE {
 				a.lg.Warn("alarm raised", "alarm", r.Alarm.Alarm.String(), "member", membership.IDString(r.Alarm.MemberID))
 			} else {
 				a.lg.Info("alarm cleared", "alarm", r.Alarm.Alarm.String(), "member", membership.IDString(r.Alarm.MemberID))
 			}
+			resp.Alarms = []*pb.AlarmMember{{MemberID: r.Alarm.MemberID, Alarm: r.Alarm.Alarm}}
 		}
-		return Result{Resp: &pb.AlarmResponse{Alarms: a.cfg.Alarms.List()}}, false
+		return Result{Resp: resp}, false
 	case r.ClusterMemberAttrSet != nil:
 		at := r.ClusterMemberAttrSet
 		err := a.cfg.Members.SetAttributes(at.GetMember_ID(), at.GetMemberAttributes().GetName(), at.GetMemberAttributes().GetClientUrls())

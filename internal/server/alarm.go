@@ -20,7 +20,14 @@ import (
 // Alarm lists, raises or clears alarms (the latter two through raft).
 func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 	if r.Action == pb.AlarmRequest_GET {
-		return &pb.AlarmResponse{Alarms: s.alarms.List()}, nil
+		// All alarms, or those of one type (etcd's filter).
+		var out []*pb.AlarmMember
+		for _, a := range s.alarms.List() {
+			if r.Alarm == pb.AlarmType_NONE || a.Alarm == r.Alarm {
+				out = append(out, a)
+			}
+		}
+		return &pb.AlarmResponse{Alarms: out}, nil
 	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
 	if err != nil {

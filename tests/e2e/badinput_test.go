@@ -84,6 +84,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 			_, err := cli.Put(ctx, "", "v")
 			return err
 		}, "key is not provided"},
+		{"range with an undefined sort order", func() error {
+			_, err := pb.NewKVClient(cli.ActiveConnection()).Range(ctx, &pb.RangeRequest{Key: []byte("k"), SortOrder: 7})
+			return err
+		}, "invalid sort option"},
 		{"member add with a peer URL in use", func() error {
 			// etcd judges health before URLs: wait out its start-up
 			// "unhealthy cluster" (members active for less than 5 s).

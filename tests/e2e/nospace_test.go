@@ -84,8 +84,13 @@ func TestNoSpaceAlarm(t *testing.T) {
 		if _, err := cli.Defragment(ctx, c.Members[0].Endpoint()); err != nil {
 			t.Fatalf("defragment: %v", err)
 		}
-		if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: alarms.Alarms[0].MemberID, Alarm: pb.AlarmType_NOSPACE}); err != nil {
-			t.Fatalf("disarm: %v", err)
+		// The answer names the alarm it cleared; a second disarm clears
+		// nothing and names none.
+		for i, want := range []int{1, 0} {
+			resp, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: alarms.Alarms[0].MemberID, Alarm: pb.AlarmType_NOSPACE})
+			if err != nil || len(resp.Alarms) != want {
+				t.Fatalf("disarm %d: %v (err %v), want %d alarm(s) in the answer", i+1, resp, err, want)
+			}
 		}
 	} else {
 		ctl := func(args ...string) framework.Result {
@@ -97,8 +102,8 @@ func TestNoSpaceAlarm(t *testing.T) {
 		if r := ctl("defrag"); r.Code != 0 || !strings.Contains(r.Stdout, "Finished defragmenting etcd member[") {
 			t.Fatalf("cadrectl defrag: %s", r)
 		}
-		if r := ctl("alarm", "disarm"); r.Code != 0 {
-			t.Fatalf("cadrectl alarm disarm: %s", r)
+		if r := ctl("alarm", "disarm"); r.Code != 0 || !strings.Contains(r.Stdout, "alarm:NOSPACE") {
+			t.Fatalf("cadrectl alarm disarm: %s (want the cleared alarm named)", r)
 		}
 	}
 	if _, err := cli.Put(ctx, "/small", "1"); err != nil {

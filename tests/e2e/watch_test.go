@@ -206,7 +206,7 @@ func testWatchRawStream(t *testing.T, cli *clientv3.Client, r1, r8 int64) {
 	// The same ID again is refused: created and cancelled, watch ID -1.
 	create(&pb.WatchCreateRequest{Key: []byte("w/a"), WatchId: 100})
 	if resp := wlRecv(t, s); !resp.Created || !resp.Canceled || resp.WatchId != clientv3.InvalidWatchID ||
-		!strings.Contains(resp.CancelReason, "duplicate watch ID") {
+		resp.CancelReason != "mvcc: duplicate watch ID provided on the WatchStream" {
 		t.Fatalf("duplicate watch_id 100: %v, want created+canceled, watch_id -1, reason naming the duplicate ID", resp)
 	}
 

@@ -8,11 +8,11 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
-// Watch errors. The texts of the first two are etcd's: the API layer puts
+// Watch errors, with etcd's texts: the API layer puts
 // them into a watch response's cancel_reason, which clients show.
 var (
-	ErrEmptyWatcherRange = errors.New("watcher range is empty")
-	ErrWatcherIDInUse    = errors.New("duplicate watch ID provided on the WatchStream")
+	ErrEmptyWatcherRange = errors.New("mvcc: watcher range is empty")
+	ErrWatcherIDInUse    = errors.New("mvcc: duplicate watch ID provided on the WatchStream")
 	ErrWatcherNotExist   = errors.New("mvcc: watcher does not exist")
 	ErrBadStartRev       = errors.New("mvcc: watch start revision must be >= 0")
 )
