@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -52,7 +53,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, config.Usage())
 		return exitOK
 	case errors.Is(err, config.ErrVersion):
-		fmt.Fprintf(stdout, "cadre Version: %s\netcd API Version: %s\n", server.CadreVersion, server.Version)
+		// etcd's lines (tools such as etcd's test framework read "etcd
+		// Version:" to learn which etcd they drive), then Cadre's own.
+		fmt.Fprintf(stdout, "etcd Version: %s\nGit SHA: cadre-%s\nGo Version: %s\nGo OS/Arch: %s/%s\ncadre Version: %s\n",
+			server.Version, server.CadreVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH, server.CadreVersion)
 		return exitOK
 	case err != nil:
 		fmt.Fprintf(stderr, "cadre: %v\n", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 
@@ -88,7 +89,18 @@ func (s *Server) AuthChange(ctx context.Context, r *pb.InternalRaftRequest) (pro
 	switch {
 	case r.AuthUserAdd != nil && !(r.AuthUserAdd.Options != nil && r.AuthUserAdd.Options.NoPassword):
 		if r.AuthUserAdd.Password == "" && r.AuthUserAdd.HashedPassword == "" {
-			return nil, auth.ErrAuthFailed // etcd refuses an empty password
+			// etcd creates the user with the empty password as its
+			// password (anyone may then sign in as it with ""). Cadre
+			// creates it without a password instead: it can still be
+			// used through a client certificate's CommonName, which is
+			// what such users are for (docs/COMPATIBILITY.md).
+			opts := proto.Clone(r.AuthUserAdd).(*pb.AuthUserAddRequest)
+			if opts.Options == nil {
+				opts.Options = &authpb.UserAddOptions{}
+			}
+			opts.Options.NoPassword = true
+			r.AuthUserAdd = opts
+			break
 		}
 		if r.AuthUserAdd.Password != "" {
 			h, err := hash(r.AuthUserAdd.Password)

@@ -451,6 +451,19 @@ func TestAuthClientCertCN(t *testing.T) {
 	if res := asAlice("put", "/etc/cn", "1"); res.Code == 0 || !strings.Contains(res.Stderr, "permission denied") {
 		t.Fatalf("alice by certificate outside her prefix: %s", res)
 	}
+	// A user added with an empty password (how etcd's tests add users
+	// meant for certificates) is created; on Cadre nobody can sign in as
+	// it with the empty password (etcd lets anyone).
+	if res := c.Etcdctl(t, "user", "add", "certonly", "--interactive=false"); res.Code != 0 || !strings.Contains(res.Stdout, "User certonly created") {
+		t.Fatalf("user add with an empty password: %s", res)
+	}
+	if framework.IsCadre() {
+		cli := framework.NewClientTLS(t, ct.CA.ClientTLS(t, cert, key), c.Members[0].Endpoint())
+		_, err := pb.NewAuthClient(cli.ActiveConnection()).Authenticate(ctxFor(t, 10*time.Second), &pb.AuthenticateRequest{Name: "certonly", Password: ""})
+		if err == nil || !strings.Contains(err.Error(), "authentication failed") {
+			t.Fatalf("signing in as certonly with the empty password: %v, want refused", err)
+		}
+	}
 }
 
 // TestAuthJWT: with --auth-token jwt, a token issued by one member works
