@@ -26,7 +26,7 @@ func registerGateway(mux *http.ServeMux, m Member) {
 			}
 			req := newReq()
 			if len(body) > 0 {
-				if err := protojson.Unmarshal(body, req); err != nil {
+				if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, req); err != nil {
 					gatewayError(w, http.StatusBadRequest, "invalid JSON request: "+err.Error())
 					return
 				}
@@ -37,7 +37,7 @@ func registerGateway(mux *http.ServeMux, m Member) {
 				gatewayError(w, httpStatus(st.Code()), st.Message())
 				return
 			}
-			b, err := protojson.MarshalOptions{UseProtoNames: false}.Marshal(resp)
+			b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(resp)
 			if err != nil {
 				gatewayError(w, http.StatusInternalServerError, err.Error())
 				return
