@@ -16,11 +16,12 @@ import (
 
 // Access control, in one place for every service: when auth is enabled,
 // each request is attributed to a user (the "token" metadata client/v3 and
-// etcdctl send, else the verified client certificate's CommonName) and
-// checked before its handler runs. Key requests need read or write on the
-// whole of every range they touch (all branches of a txn, nested ones too;
-// the full extent of prefix and from-key watches); administrative requests
-// need root, or for membership changes a Cadre membership grant.
+// etcdctl send, or the "authorization" the HTTP gateway passes on, else
+// the verified client certificate's CommonName) and checked before its
+// handler runs. Key requests need read or write on the whole of every
+// range they touch (all branches of a txn, nested ones too; the full
+// extent of prefix and from-key watches); administrative requests need
+// root, or for membership changes a Cadre membership grant.
 
 // MembershipGrantKey is the key whose exact permission (write) lets a role
 // perform a membership action without root: a Cadre extension etcd
@@ -30,8 +31,14 @@ func MembershipGrantKey(action string) string { return "\x00cadre/membership/" +
 // requestUser finds who is calling: "" with no error means anonymous.
 func requestUser(ctx context.Context, m Member) (string, error) {
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if ts := md.Get("token"); len(ts) > 0 && ts[0] != "" {
-			return m.ResolveToken(ts[0])
+		// etcd reads "token" (client/v3), else "authorization" (the HTTP
+		// gateway's Authorization header, "Bearer " optional).
+		ts := md.Get(rpctypes.TokenFieldNameGRPC)
+		if len(ts) == 0 {
+			ts = md.Get(rpctypes.TokenFieldNameSwagger)
+		}
+		if len(ts) > 0 && ts[0] != "" {
+			return m.ResolveToken(strings.TrimPrefix(ts[0], "Bearer "))
 		}
 	}
 	if cn := certCommonName(ctx); cn != "" && m.AuthStore().UserExists(cn) {

@@ -85,6 +85,9 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 			Metrics:     srv.Metrics().Handler(),
 			EnablePprof: cfg.EnablePprof,
 			Timeout:     5 * time.Second,
+			// The JSON gateway enforces what the gRPC server does.
+			Limits:          api.Limits{MaxTxnOps: cfg.MaxTxnOps},
+			MaxRequestBytes: cfg.MaxRequestBytes,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
