@@ -42,6 +42,9 @@ func gwWriteMessage(w http.ResponseWriter, m proto.Message) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	// The gRPC response header etcd's gateway passes on from its gRPC
+	// server on every answered call.
+	w.Header().Set("Grpc-Metadata-Content-Type", "application/grpc")
 	_, _ = w.Write(b)
 }
 
