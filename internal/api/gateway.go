@@ -49,6 +49,10 @@ func newGateway(m Member, lim Limits, maxRequestBytes uint) *gateway {
 // known path with another method than POST is 501, both with a JSON
 // status body. /v3beta/ is the old name of /v3/, still accepted by etcd.
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isWebSocketUpgrade(r) {
+		g.serveWebSocket(w, r) // gateway_ws.go
+		return
+	}
 	path := r.URL.Path
 	if rest, ok := strings.CutPrefix(path, "/v3beta/"); ok {
 		path = "/v3/" + rest
