@@ -32,6 +32,9 @@ type HTTPOptions struct {
 	// gateway enforces alike (0 bytes: etcd's default).
 	Limits          Limits
 	MaxRequestBytes uint
+	// ClientCertAuth is --client-cert-auth: gateway calls with a named
+	// certificate are then refused while auth is on (gateway_cn.go).
+	ClientCertAuth bool
 }
 
 // HTTPHandler serves /health, /livez, /readyz, /version, /metrics, the
@@ -99,7 +102,7 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return withCORS(gatewayAuth(m, mux))
+	return refuseGatewayCN(m, opts.ClientCertAuth, withCORS(gatewayAuth(m, mux)))
 }
 
 // gatewayAuth guards Cadre's member endpoints while auth is on (dry run,

@@ -88,7 +88,9 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 			// The JSON gateway enforces what the gRPC server does.
 			Limits:          api.Limits{MaxTxnOps: cfg.MaxTxnOps},
 			MaxRequestBytes: cfg.MaxRequestBytes,
+			ClientCertAuth:  cfg.TLS.Client.ClientCertAuth,
 		}),
+		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	for _, ln := range lns {
