@@ -21,9 +21,10 @@ import (
 // server (readiness, learner and auth checks) and then the same service
 // code, so both APIs answer alike.
 
-// gwOverhead is the room gRPC leaves above --max-request-bytes for the
-// envelope of a request, as the daemon's gRPC server does (and etcd's).
-const gwOverhead = 512 * 1024
+// GRPCOverhead is the room above --max-request-bytes a request message
+// may take (etcd's value): the gRPC server's limit is the sum, and the
+// gateway's the same.
+const GRPCOverhead = 512 * 1024
 
 type gateway struct {
 	routes   map[string]gwRoute
@@ -41,7 +42,7 @@ func newGateway(m Member, lim Limits, maxRequestBytes uint) *gateway {
 		routes:   gwRoutes(m, lim, maxRequestBytes),
 		unaryIC:  UnaryInterceptor(m),
 		streamIC: StreamInterceptor(m),
-		maxRecv:  int(mrb) + gwOverhead,
+		maxRecv:  int(mrb) + GRPCOverhead,
 	}
 }
 

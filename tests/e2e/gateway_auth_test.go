@@ -117,6 +117,18 @@ func TestGatewayClientCertCN(t *testing.T) {
 	if code, body := post("/v3/kv/put", `{"key":"`+b64("cn")+`","value":"`+b64("v")+`"}`); code != http.StatusOK {
 		t.Fatalf("put over TLS with auth off: %d %s, want 200", code, body)
 	}
+	// Over HTTP/2 too (what curl negotiates on https): the JSON gateway,
+	// not the gRPC server, answers a request that is not gRPC.
+	h2 := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: ct.CA.ClientTLS(t, ct.ClientCert, ct.ClientKey)}}
+	resp, err := h2.Post(ep+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"`+b64("cn")+`"}`))
+	if err != nil {
+		t.Fatalf("range over HTTP/2: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"value":"`+b64("v")+`"`) {
+		t.Errorf("range over HTTP/2: %s %d %s, want HTTP/2 200 with cn=v", resp.Proto, resp.StatusCode, b)
+	}
 	for _, args := range [][]string{{"user", "add", "root", "--new-user-password", rootPW}, {"auth", "enable"}} {
 		if res := c.Etcdctl(t, args...); res.Code != 0 {
 			t.Fatalf("etcdctl %v: %s", args, res)
