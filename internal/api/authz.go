@@ -16,11 +16,12 @@ import (
 
 // Access control, in one place for every service: when auth is enabled,
 // each request is attributed to a user (the "token" metadata client/v3 and
-// etcdctl send, else the verified client certificate's CommonName) and
-// checked before its handler runs. Key requests need read or write on the
-// whole of every range they touch (all branches of a txn, nested ones too;
-// the full extent of prefix and from-key watches); administrative requests
-// need root, or for membership changes a Cadre membership grant.
+// etcdctl send, or the "authorization" the HTTP gateway passes on, else
+// the verified client certificate's CommonName) and checked before its
+// handler runs. Key requests need read or write on the whole of every
+// range they touch (all branches of a txn, nested ones too; the full
+// extent of prefix and from-key watches); administrative requests need
+// root, or for membership changes a Cadre membership grant.
 
 // MembershipGrantKey is the key whose exact permission (write) lets a role
 // perform a membership action without root: a Cadre extension etcd
@@ -30,8 +31,14 @@ func MembershipGrantKey(action string) string { return "\x00cadre/membership/" +
 // requestUser finds who is calling: "" with no error means anonymous.
 func requestUser(ctx context.Context, m Member) (string, error) {
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if ts := md.Get("token"); len(ts) > 0 && ts[0] != "" {
-			return m.ResolveToken(ts[0])
+		// etcd reads "token" (client/v3), else "authorization" (the HTTP
+		// gateway's Authorization header, "Bearer " optional).
+		ts := md.Get(rpctypes.TokenFieldNameGRPC)
+		if len(ts) == 0 {
+			ts = md.Get(rpctypes.TokenFieldNameSwagger)
+		}
+		if len(ts) > 0 && ts[0] != "" {
+			return m.ResolveToken(strings.TrimPrefix(ts[0], "Bearer "))
 		}
 	}
 	if cn := certCommonName(ctx); cn != "" && m.AuthStore().UserExists(cn) {
@@ -213,8 +220,12 @@ func authUnary(m Member, ctx context.Context, method string, req any) error {
 }
 
 // authStream checks a stream at its start (snapshot: root; keep-alive:
-// any user) and, for watches, every watch it creates.
+// any user). A watch stream always starts: each watch it creates is
+// checked instead (watchAuthStream).
 func authStream(m Member, ss grpc.ServerStream, method string) (grpc.ServerStream, error) {
+	if method == "/etcdserverpb.Watch/Watch" {
+		return withWatchCheck(ss, m), nil
+	}
 	st := m.AuthStore()
 	if !st.Enabled() || strings.HasPrefix(method, "/grpc.health.v1.") {
 		return ss, nil
@@ -226,22 +237,19 @@ func authStream(m Member, ss grpc.ServerStream, method string) (grpc.ServerStrea
 	if user == "" {
 		return nil, rpctypes.ErrGRPCUserEmpty
 	}
-	switch method {
-	case "/etcdserverpb.Maintenance/Snapshot":
-		if !st.IsRoot(user) {
-			return nil, rpctypes.ErrGRPCPermissionDenied
-		}
-	case "/etcdserverpb.Watch/Watch":
-		return withWatchCheck(ss, st, user), nil
+	if method == "/etcdserverpb.Maintenance/Snapshot" && !st.IsRoot(user) {
+		return nil, rpctypes.ErrGRPCPermissionDenied
 	}
 	return ss, nil
 }
 
 // watchAuthStream carries the watch permission check to the watch
-// session (through its context): a watch on a range the user cannot read
-// in full is refused as etcd refuses it, by cancelling that watch with
-// "permission denied" while the stream and its other watches go on. A
-// prefix or from-key watch is checked on its whole extent.
+// session (through its context). As in etcd, every watch is checked when
+// it is created, against the auth state and token of that moment: one the
+// caller may not make (no or a bad token, a range the user cannot read in
+// full) is cancelled at once with the gRPC error as its reason, while the
+// stream and its other watches go on. A prefix or from-key watch is
+// checked on its whole extent.
 type watchAuthStream struct {
 	grpc.ServerStream
 	ctx context.Context
@@ -249,17 +257,37 @@ type watchAuthStream struct {
 
 func (w *watchAuthStream) Context() context.Context { return w.ctx }
 
-type watchAllowKey struct{}
+type watchCheckKey struct{}
 
-func withWatchCheck(ss grpc.ServerStream, st *auth.Store, user string) grpc.ServerStream {
-	allow := func(c *pb.WatchCreateRequest) bool {
-		return st.Allowed(user, auth.Read, auth.Range{Key: c.Key, End: c.RangeEnd})
+func withWatchCheck(ss grpc.ServerStream, m Member) grpc.ServerStream {
+	ctx := ss.Context()
+	check := func(c *pb.WatchCreateRequest) error {
+		st := m.AuthStore()
+		if !st.Enabled() {
+			return nil
+		}
+		user, err := requestUser(ctx, m)
+		if err != nil {
+			switch g := togRPC(err); g {
+			case rpctypes.ErrGRPCInvalidAuthToken, rpctypes.ErrGRPCAuthOldRevision:
+				return g
+			}
+			return rpctypes.ErrGRPCPermissionDenied
+		}
+		if user == "" {
+			return rpctypes.ErrGRPCUserEmpty
+		}
+		if !st.Allowed(user, auth.Read, auth.Range{Key: c.Key, End: c.RangeEnd}) {
+			return rpctypes.ErrGRPCPermissionDenied
+		}
+		return nil
 	}
-	return &watchAuthStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), watchAllowKey{}, allow)}
+	return &watchAuthStream{ServerStream: ss, ctx: context.WithValue(ctx, watchCheckKey{}, check)}
 }
 
-// watchAllowed is the check the stream carries, nil when auth is off.
-func watchAllowed(ctx context.Context) func(*pb.WatchCreateRequest) bool {
-	f, _ := ctx.Value(watchAllowKey{}).(func(*pb.WatchCreateRequest) bool)
+// watchCheck is the check the stream carries (nil: none, every watch is
+// allowed).
+func watchCheck(ctx context.Context) func(*pb.WatchCreateRequest) error {
+	f, _ := ctx.Value(watchCheckKey{}).(func(*pb.WatchCreateRequest) error)
 	return f
 }

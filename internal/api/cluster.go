@@ -13,12 +13,20 @@ type clusterServer struct {
 	m Member
 }
 
+// header is etcd's Cluster response header: cluster, member and term, but
+// no revision (membership is not part of the key space).
+func (s *clusterServer) header() *pb.ResponseHeader {
+	h := s.m.Header(0)
+	h.Revision = 0
+	return h
+}
+
 func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
 	ms, err := s.m.MemberList(ctx, r.Linearizable)
 	if err != nil {
 		return nil, togRPC(err)
 	}
-	return &pb.MemberListResponse{Header: s.m.Header(0), Members: ms}, nil
+	return &pb.MemberListResponse{Header: s.header(), Members: ms}, nil
 }
 
 func (s *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
@@ -26,7 +34,7 @@ func (s *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (
 	if err != nil {
 		return nil, togRPC(err)
 	}
-	return &pb.MemberAddResponse{Header: s.m.Header(0), Member: toPB(res.Member), Members: toPBs(res.Members)}, nil
+	return &pb.MemberAddResponse{Header: s.header(), Member: toPB(res.Member), Members: toPBs(res.Members)}, nil
 }
 
 func (s *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
@@ -34,7 +42,7 @@ func (s *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequ
 	if err != nil {
 		return nil, togRPC(err)
 	}
-	return &pb.MemberRemoveResponse{Header: s.m.Header(0), Members: toPBs(res.Members)}, nil
+	return &pb.MemberRemoveResponse{Header: s.header(), Members: toPBs(res.Members)}, nil
 }
 
 func (s *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
@@ -42,7 +50,7 @@ func (s *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequ
 	if err != nil {
 		return nil, togRPC(err)
 	}
-	return &pb.MemberUpdateResponse{Header: s.m.Header(0), Members: toPBs(res.Members)}, nil
+	return &pb.MemberUpdateResponse{Header: s.header(), Members: toPBs(res.Members)}, nil
 }
 
 func (s *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
@@ -50,7 +58,7 @@ func (s *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRe
 	if err != nil {
 		return nil, togRPC(err)
 	}
-	return &pb.MemberPromoteResponse{Header: s.m.Header(0), Members: toPBs(res.Members)}, nil
+	return &pb.MemberPromoteResponse{Header: s.header(), Members: toPBs(res.Members)}, nil
 }
 
 func toPB(m *membership.Member) *pb.Member {

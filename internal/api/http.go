@@ -29,10 +29,18 @@ type HTTPOptions struct {
 	EnablePprof bool
 	// Timeout bounds the read that /health and /readyz perform.
 	Timeout time.Duration
+	// Limits and MaxRequestBytes are the gRPC server's, which the JSON
+	// gateway enforces alike (0 bytes: etcd's default).
+	Limits          Limits
+	MaxRequestBytes uint
+	// ClientCertAuth is --client-cert-auth: gateway calls with a named
+	// certificate are then refused while auth is on (gateway_cn.go).
+	ClientCertAuth bool
 }
 
-// HTTPHandler serves /health, /livez, /readyz, /version, /metrics and,
-// when enabled, /debug/pprof/ — the endpoints etcd serves on client URLs.
+// HTTPHandler serves /health, /livez, /readyz, /version, /metrics, the
+// JSON gateway under /v3/ and, when enabled, /debug/pprof/ — the endpoints
+// etcd serves on client URLs.
 func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	mux := http.NewServeMux()
 	writeJSON := func(w http.ResponseWriter, code int, v any) {
@@ -91,7 +99,9 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, opts.Versions)
 	})
-	registerGateway(mux, m)
+	gw := newGateway(m, opts.Limits, opts.MaxRequestBytes)
+	mux.Handle("/v3/", gw)
+	mux.Handle("/v3beta/", gw)
 	registerMembersHTTP(mux, m)
 	registerAutopilotHTTP(mux, m)
 	if opts.Metrics != nil {
@@ -104,21 +114,20 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return gatewayAuth(m, mux)
+	return refuseGatewayCN(m, opts.ClientCertAuth, withCORS(gatewayAuth(m, mux)))
 }
 
-// gatewayAuth guards the HTTP APIs while auth is on. The JSON gateway is
-// closed (decision: it would need every gRPC check again; use gRPC with a
-// token or a client certificate). Cadre's member endpoints (dry run,
-// progress: they judge and report, never change) need an authenticated
-// user's token in "Authorization", as etcd's gateway takes it. /health,
-// /version and /metrics stay open, as in etcd.
+// gatewayAuth guards Cadre's member endpoints while auth is on (dry run,
+// progress: they judge and report, never change): they need an
+// authenticated user's token in "Authorization", as etcd's gateway takes
+// it. The etcd gateway under /v3/ checks each call as the gRPC server
+// does (gateway.go); /health, /version and /metrics stay open, as in etcd.
 func gatewayAuth(m Member, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/cadre/v1/") && m.AuthStore().Enabled() {
 			user, err := "", error(nil)
 			if tok := r.Header.Get("Authorization"); tok != "" {
-				user, err = m.ResolveToken(tok)
+				user, err = m.ResolveToken(strings.TrimPrefix(tok, "Bearer "))
 			}
 			if user == "" || err != nil {
 				w.Header().Set("Content-Type", "application/json")
@@ -126,12 +135,6 @@ func gatewayAuth(m Member, next http.Handler) http.Handler {
 				_, _ = w.Write([]byte(`{"error":"etcdserver: authentication is enabled: pass --user (cadrectl) or an Authorization token from Authenticate","code":16}` + "\n"))
 				return
 			}
-		}
-		if strings.HasPrefix(r.URL.Path, "/v3/") && m.AuthStore().Enabled() {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte(`{"error":"etcdserver: authentication is enabled: the HTTP gateway is closed; use the gRPC API with a user or a client certificate","code":16}` + "\n"))
-			return
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -6,19 +6,23 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// httpStatus maps a gRPC code to the HTTP status the gateway answers with.
-func httpStatus(c codes.Code) int {
+// gatewayHTTPStatus is the HTTP status etcd's gateway (grpc-gateway v2)
+// answers a gRPC code with. FailedPrecondition is 400, not 412: that is
+// grpc-gateway's choice, and curl tooling written for etcd expects it.
+func gatewayHTTPStatus(c codes.Code) int {
 	switch c {
 	case codes.OK:
 		return http.StatusOK
-	case codes.InvalidArgument, codes.OutOfRange:
+	case codes.Canceled:
+		return 499 // nginx's "client closed request", as grpc-gateway
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
 		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
 	case codes.NotFound:
 		return http.StatusNotFound
-	case codes.AlreadyExists:
+	case codes.AlreadyExists, codes.Aborted:
 		return http.StatusConflict
-	case codes.FailedPrecondition:
-		return http.StatusPreconditionFailed
 	case codes.PermissionDenied:
 		return http.StatusForbidden
 	case codes.Unauthenticated:
@@ -29,26 +33,6 @@ func httpStatus(c codes.Code) int {
 		return http.StatusNotImplemented
 	case codes.Unavailable:
 		return http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
 	}
-	return http.StatusInternalServerError
-}
-
-func codeFromHTTP(status int) codes.Code {
-	switch status {
-	case http.StatusBadRequest:
-		return codes.InvalidArgument
-	case http.StatusNotFound:
-		return codes.NotFound
-	case http.StatusPreconditionFailed:
-		return codes.FailedPrecondition
-	case http.StatusServiceUnavailable:
-		return codes.Unavailable
-	case http.StatusGatewayTimeout:
-		return codes.DeadlineExceeded
-	case http.StatusNotImplemented:
-		return codes.Unimplemented
-	}
-	return codes.Unknown
+	return http.StatusInternalServerError // Unknown, Internal, DataLoss
 }

@@ -158,6 +158,10 @@ func checkOp(op *pb.RequestOp, maxOps int) error {
 		}
 	case *pb.RequestOp_RequestTxn:
 		return checkTxnOps(x.RequestTxn, maxOps)
+	default:
+		// An op with no request (as JSON with a misspelt field gives):
+		// refused with etcd's error rather than run as a no-op.
+		return rpctypes.ErrGRPCKeyNotFound
 	}
 	return nil
 }

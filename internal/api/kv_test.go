@@ -38,6 +38,7 @@ func TestCheckTxn(t *testing.T) {
 		{"ok", &pb.TxnRequest{Success: []*pb.RequestOp{put("a"), put("b"), get("a")}}, nil},
 		{"too many ops", &pb.TxnRequest{Success: many}, rpctypes.ErrGRPCTooManyOps},
 		{"same key twice", &pb.TxnRequest{Success: []*pb.RequestOp{put("a"), put("a")}}, rpctypes.ErrGRPCDuplicateKey},
+		{"op without a request", &pb.TxnRequest{Failure: []*pb.RequestOp{get("a"), {}}}, rpctypes.ErrGRPCKeyNotFound},
 		{"same key in other branch is fine", &pb.TxnRequest{Success: []*pb.RequestOp{put("a")}, Failure: []*pb.RequestOp{put("a")}}, nil},
 		{"put inside deleted range", &pb.TxnRequest{Success: []*pb.RequestOp{del("a", "c"), put("b")}}, rpctypes.ErrGRPCDuplicateKey},
 		{"put beside deleted range", &pb.TxnRequest{Success: []*pb.RequestOp{del("a", "c"), put("c")}}, nil},

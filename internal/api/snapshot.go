@@ -24,7 +24,8 @@ const snapshotChunk = 64 << 10
 // Snapshot streams the member's backend as etcd does: chunks whose
 // remaining_bytes counts what is still to come after each, then one last
 // response whose blob is the sha256 of every byte sent (remaining_bytes 0).
-// `etcdctl snapshot save` checks that trailer.
+// `etcdctl snapshot save` checks that trailer. Like etcd's, the responses
+// carry no header.
 func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream pb.Maintenance_SnapshotServer) error {
 	src, ok := s.m.(snapshotSource)
 	if !ok {
@@ -35,7 +36,6 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream pb.Maintenanc
 		return togRPC(err)
 	}
 	defer body.Close()
-	hdr := s.m.Header(0)
 	h := sha256.New()
 	var sent int64
 	for sent < total {
@@ -51,10 +51,10 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream pb.Maintenanc
 		}
 		h.Write(buf)
 		sent += int64(n)
-		resp := &pb.SnapshotResponse{Header: hdr, RemainingBytes: uint64(total - sent), Blob: buf, Version: version}
+		resp := &pb.SnapshotResponse{RemainingBytes: uint64(total - sent), Blob: buf, Version: version}
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
 	}
-	return stream.Send(&pb.SnapshotResponse{Header: hdr, RemainingBytes: 0, Blob: h.Sum(nil), Version: version})
+	return stream.Send(&pb.SnapshotResponse{RemainingBytes: 0, Blob: h.Sum(nil), Version: version})
 }

@@ -52,7 +52,7 @@ type watchSession struct {
 	ws       *mvcc.WatchStream
 	ctrl     chan *pb.WatchResponse // created / canceled responses
 	stop     chan struct{}
-	allow    func(*pb.WatchCreateRequest) bool // nil: every range (auth off)
+	check    func(*pb.WatchCreateRequest) error // nil: every watch allowed
 
 	// mu makes "register in mvcc" and "mark live" one step, so the sender
 	// never sees an event of a watcher it does not know yet.
@@ -62,7 +62,7 @@ type watchSession struct {
 
 func (s *watchServer) Watch(stream pb.Watch_WatchServer) error {
 	ss := &watchSession{
-		b: s.b, maxBytes: s.maxBytes, stream: stream, ws: s.b.NewWatchStream(), allow: watchAllowed(stream.Context()),
+		b: s.b, maxBytes: s.maxBytes, stream: stream, ws: s.b.NewWatchStream(), check: watchCheck(stream.Context()),
 		ctrl: make(chan *pb.WatchResponse, 16), stop: make(chan struct{}), live: map[int64]bool{},
 	}
 	defer ss.ws.Close()
@@ -130,9 +130,13 @@ func (ss *watchSession) create(c *pb.WatchCreateRequest) *pb.WatchResponse {
 		return &pb.WatchResponse{Header: ss.header(), WatchId: clientInvalidWatchID, Created: true,
 			Canceled: true, CancelReason: rpctypes.ErrCompacted.Error()}
 	}
-	if ss.allow != nil && !ss.allow(c) {
-		return &pb.WatchResponse{Header: ss.header(), WatchId: clientInvalidWatchID, Created: true,
-			Canceled: true, CancelReason: rpctypes.ErrPermissionDenied.Error()}
+	if ss.check != nil {
+		if err := ss.check(&pb.WatchCreateRequest{Key: key, RangeEnd: c.RangeEnd}); err != nil {
+			// etcd's reason is the whole gRPC error text ("rpc error:
+			// code = PermissionDenied desc = etcdserver: permission denied").
+			return &pb.WatchResponse{Header: ss.header(), WatchId: clientInvalidWatchID, Created: true,
+				Canceled: true, CancelReason: err.Error()}
+		}
 	}
 	opts := mvcc.WatchOptions{PrevKV: c.PrevKv, ProgressNotify: c.ProgressNotify, Fragment: c.Fragment}
 	for _, f := range c.Filters {

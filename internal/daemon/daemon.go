@@ -28,8 +28,8 @@ import (
 
 // grpcOverhead leaves room for the envelope around a request of
 // --max-request-bytes, so such a request gets etcd's "request is too
-// large" rather than a transport error.
-const grpcOverhead = 512 * 1024
+// large" rather than a transport error. The JSON gateway allows the same.
+const grpcOverhead = api.GRPCOverhead
 
 // Member is a running member with its client listeners.
 type Member struct {
@@ -99,19 +99,29 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 	api.Register(m.grpc, srv, api.Limits{MaxTxnOps: cfg.MaxTxnOps}, m.lg)
 	api.RegisterWatch(m.grpc, srv, cfg.MaxRequestBytes)
 	m.http = &http.Server{
-		Handler: api.HTTPHandler(srv, api.HTTPOptions{
+		Handler: grpcOrHTTP(m.grpc, api.HTTPHandler(srv, api.HTTPOptions{
 			Versions:    api.Versions{Server: server.Version, Cluster: server.ClusterVersion, Cadre: server.CadreVersion},
 			Metrics:     srv.Metrics().Handler(),
 			EnablePprof: cfg.EnablePprof,
 			Timeout:     5 * time.Second,
-		}),
+			// The JSON gateway enforces what the gRPC server does.
+			Limits:          api.Limits{MaxTxnOps: cfg.MaxTxnOps},
+			MaxRequestBytes: cfg.MaxRequestBytes,
+			ClientCertAuth:  cfg.TLS.Client.ClientCertAuth,
+		})),
+		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
+		// gRPC over TLS comes through here (mux.go): no lower stream
+		// limit than the gRPC server's own (net/http's default is 250).
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: math.MaxInt32},
 	}
 	m.clientHTTP = m.http
 	if len(httpLns) > 0 {
 		// etcd's rule: with --listen-client-http-urls the client URLs
 		// serve gRPC only. A stray HTTP/1 request there is told where to go.
-		m.clientHTTP = &http.Server{Handler: movedHandler(cfg.ListenClientHTTPURLs), ReadHeaderTimeout: 10 * time.Second}
+		// gRPC over TLS still arrives through net/http (mux.go).
+		m.clientHTTP = &http.Server{Handler: grpcOrHTTP(m.grpc, movedHandler(cfg.ListenClientHTTPURLs)), ConnContext: api.ConnContext,
+			ReadHeaderTimeout: 10 * time.Second, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: math.MaxInt32}}
 	}
 	m.metrics = &http.Server{Handler: onlyPaths(m.http.Handler, "/metrics", "/health", "/livez", "/readyz"), ReadHeaderTimeout: 10 * time.Second}
 	for _, ln := range httpLns {
@@ -238,8 +248,26 @@ func (m *Member) closeClients(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if m.clientHTTP != m.http {
-		_ = m.clientHTTP.Shutdown(ctx)
+		if m.clientHTTP.Shutdown(ctx) != nil {
+			_ = m.clientHTTP.Close()
+		}
 	}
 	_ = m.metrics.Shutdown(ctx)
-	_ = m.http.Shutdown(ctx)
+	if m.http.Shutdown(ctx) != nil {
+		// Streams (gateway watches) do not end by themselves.
+		_ = m.http.Close()
+	}
+}
+
+// grpcOrHTTP sends gRPC requests that arrive over HTTP/2 through net/http
+// (TLS connections, mux.go) to the gRPC server, the rest to the HTTP
+// endpoints, by the test etcd applies on its client port.
+func grpcOrHTTP(g *grpc.Server, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.Contains(r.Header.Get("Content-Type"), "application/grpc") {
+			g.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

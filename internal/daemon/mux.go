@@ -12,7 +12,7 @@ import (
 
 // http2Preface starts every HTTP/2 connection with prior knowledge, which
 // is how gRPC clients talk to a plain-text port. Everything else is served
-// as HTTP/1 (health, metrics, version, pprof).
+// by net/http (health, metrics, version, pprof, the JSON gateway).
 var http2Preface = []byte("PRI * HTTP/2.0")
 
 // splitListener sorts connections accepted on one client port into a gRPC
@@ -55,6 +55,14 @@ func (s *splitListener) acceptLoop() {
 // start the preface, so a short HTTP/1 request or garbage is answered at
 // once rather than after the deadline.
 func (s *splitListener) route(c net.Conn) {
+	// HTTP/2 over TLS carries gRPC and JSON gateway calls alike (curl
+	// negotiates h2 on https): net/http serves such a connection, the
+	// *tls.Conn itself so it sees h2, and hands gRPC requests to the gRPC
+	// server (grpcOrHTTP), as etcd serves TLS.
+	if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.http.deliver(c)
+		return
+	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReaderSize(c, 4096)
 	var head []byte
