@@ -22,6 +22,7 @@ import (
 
 	"github.com/cadrekv/cadre/internal/api"
 	"github.com/cadrekv/cadre/internal/config"
+	"github.com/cadrekv/cadre/internal/netutil"
 	"github.com/cadrekv/cadre/internal/server"
 	"github.com/cadrekv/cadre/internal/tlsutil"
 )
@@ -68,12 +69,12 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 		{"listen-metrics-urls", cfg.ListenMetricsURLs, &metricsLns},
 	} {
 		for _, u := range f.urls {
-			ln, err := net.Listen("tcp", u.Host)
+			ln, err := netutil.Listen(u)
 			if err != nil {
 				closeAll()
 				return nil, fmt.Errorf("cannot listen on --%s %s: %w (is another member or process using that port?)", f.flag, u.String(), err)
 			}
-			if u.Scheme == "https" {
+			if netutil.IsSecure(u.Scheme) {
 				ln = tlsutil.Listener(ln, tb.ClientServer, tb.HandshakeTimeout, lg, "client")
 			}
 			*f.dst = append(*f.dst, ln)

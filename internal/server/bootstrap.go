@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/cadrekv/cadre/internal/lease"
 	"github.com/cadrekv/cadre/internal/membership"
 	"github.com/cadrekv/cadre/internal/metrics"
+	"github.com/cadrekv/cadre/internal/netutil"
 	"github.com/cadrekv/cadre/internal/raftnode"
 	"github.com/cadrekv/cadre/internal/storage/mvcc"
 	"github.com/cadrekv/cadre/internal/storage/schema"
@@ -57,6 +59,32 @@ func moveLegacyDB(dataDir string, lg *slog.Logger) error {
 		return err
 	}
 	lg.Info("moved the backend to etcd's location", "from", old, "to", cur)
+	return nil
+}
+
+// refuseEtcdDataDir stops Cadre from starting on (and so writing into) a
+// data dir of etcd's: its backend has etcd's buckets. The way in is a
+// snapshot.
+func refuseEtcdDataDir(dataDir string) error {
+	p := schema.DBPath(dataDir)
+	if _, err := os.Stat(p); err != nil {
+		return nil
+	}
+	db, err := bolt.Open(p, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return nil // mvcc.Open reports what is wrong with it
+	}
+	defer db.Close()
+	etcd := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		etcd = tx.Bucket([]byte("key")) != nil && tx.Bucket(schema.BucketKV) == nil
+		return nil
+	})
+	if etcd {
+		return fmt.Errorf("data dir %s is etcd's (its backend %s has etcd's layout); Cadre does not run on an etcd data dir and has changed nothing in it. "+
+			"To move its data to Cadre, take a snapshot (etcdctl snapshot save FILE against the running etcd, or a copy of a stopped member's %s with --skip-hash-check) and restore it with `cadre snapshot restore FILE --data-dir NEW_DIR ...` (docs/MIGRATION.md)",
+			dataDir, p, p)
+	}
 	return nil
 }
 
@@ -108,6 +136,9 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
 	}
 	if err := moveLegacyDB(cfg.DataDir, lg); err != nil {
+		return nil, err
+	}
+	if err := refuseEtcdDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	s.store, err = mvcc.Open(dbPath(cfg.DataDir), mvcc.Options{Logger: lg, OnCommit: s.metrics.ObserveBackendCommit,
@@ -419,7 +450,7 @@ func (s *Server) listenPeers() error {
 	s.registerPeerHandlers(mux)
 	s.peerSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	for _, u := range s.cfg.ListenPeerURLs {
-		ln, err := net.Listen("tcp", u.Host)
+		ln, err := netutil.Listen(u)
 		if err != nil {
 			for _, l := range s.peerLns {
 				l.Close()
@@ -429,7 +460,7 @@ func (s *Server) listenPeers() error {
 		s.peerLns = append(s.peerLns, ln)
 	}
 	for i, u := range s.cfg.ListenPeerURLs {
-		if u.Scheme == "https" {
+		if netutil.IsSecure(u.Scheme) {
 			s.peerLns[i] = tlsutil.Listener(s.peerLns[i], s.peerTLS.Server, s.peerTLS.HandshakeTimeout, s.lg, "peer")
 		}
 	}

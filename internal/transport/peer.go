@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cadrekv/cadre/internal/netutil"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -172,7 +173,11 @@ func (p *peer) dial(u string) (net.Conn, *bufio.Reader, error) {
 	}
 	timeout := p.t.cfg.DialTimeout
 	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(p.ctx, "tcp", host)
+	network := "tcp"
+	if pu, perr := url.Parse(u); perr == nil {
+		network = netutil.Network(pu.Scheme)
+	}
+	conn, err := d.DialContext(p.ctx, network, host)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -361,8 +366,13 @@ func peerHost(u string) (string, bool, error) {
 	if err != nil {
 		return "", false, fmt.Errorf("transport: bad peer URL %q: %w", u, err)
 	}
-	if (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-		return "", false, fmt.Errorf("transport: bad peer URL %q: want http://host:port or https://host:port", u)
+	switch pu.Scheme {
+	case "http", "https", "unix", "unixs":
+	default:
+		pu.Host = ""
 	}
-	return pu.Host, pu.Scheme == "https", nil
+	if pu.Host == "" {
+		return "", false, fmt.Errorf("transport: bad peer URL %q: want http://host:port, https://host:port or unix://socket", u)
+	}
+	return pu.Host, netutil.IsSecure(pu.Scheme), nil
 }
