@@ -94,6 +94,12 @@ func (c *Config) validateURLs() error {
 			}
 		}
 	}
+	// An https metrics URL serves with the client port's certificate.
+	for _, u := range c.ListenMetricsURLs {
+		if strings.EqualFold(u.Scheme, "https") && !c.TLS.Client.Enabled() {
+			return invalidf("invalid --listen-metrics-urls %s: client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url; give them, or use http:// for the metrics URL", u.String())
+		}
+	}
 	return nil
 }
 

@@ -37,6 +37,8 @@ func TestValidateErrors(t *testing.T) {
 			`invalid --listen-client-urls "http://127.0.0.1": URL has no port; add one, like http://127.0.0.1:2379`},
 		{"no port advertise", []string{"--advertise-client-urls=http://example.com"},
 			`invalid --advertise-client-urls "http://example.com": URL has no port; add one, like http://example.com:2379`},
+		{"https metrics without client TLS", []string{"--listen-metrics-urls=https://127.0.0.1:2381"},
+			`invalid --listen-metrics-urls https://127.0.0.1:2381: client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url; give them, or use http:// for the metrics URL`},
 		{"empty port", []string{"--listen-metrics-urls=http://127.0.0.1:"},
 			`invalid --listen-metrics-urls "http://127.0.0.1:": port "" is not a number from 0 to 65535`},
 		{"empty host", []string{"--listen-peer-urls=http://:2380"},
