@@ -23,6 +23,7 @@ func (a *app) newMemberCommand() *cobra.Command {
 		a.newMemberUpdateCommand(),
 		a.newMemberListCommand(),
 		a.newMemberPromoteCommand(),
+		a.newMemberHistoryCommand(),
 	)
 	return cmd
 }

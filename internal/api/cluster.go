@@ -30,7 +30,7 @@ func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 }
 
 func (s *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
-	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeAdd, PeerURLs: r.PeerURLs, IsLearner: r.IsLearner}, false)
+	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeAdd, PeerURLs: r.PeerURLs, IsLearner: r.IsLearner, By: callerOf(ctx, s.m)}, false)
 	if err != nil {
 		return nil, togRPC(err)
 	}
@@ -38,7 +38,7 @@ func (s *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (
 }
 
 func (s *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
-	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeRemove, ID: r.ID}, false)
+	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeRemove, ID: r.ID, By: callerOf(ctx, s.m)}, false)
 	if err != nil {
 		return nil, togRPC(err)
 	}
@@ -46,7 +46,7 @@ func (s *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequ
 }
 
 func (s *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeUpdate, ID: r.ID, PeerURLs: r.PeerURLs}, false)
+	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangeUpdate, ID: r.ID, PeerURLs: r.PeerURLs, By: callerOf(ctx, s.m)}, false)
 	if err != nil {
 		return nil, togRPC(err)
 	}
@@ -54,7 +54,7 @@ func (s *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequ
 }
 
 func (s *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangePromote, ID: r.ID}, false)
+	res, err := s.m.ChangeMembers(ctx, membership.Change{Kind: membership.ChangePromote, ID: r.ID, By: callerOf(ctx, s.m)}, false)
 	if err != nil {
 		return nil, togRPC(err)
 	}

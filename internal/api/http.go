@@ -104,6 +104,7 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	mux.Handle("/v3beta/", gw)
 	registerMembersHTTP(mux, m)
 	registerAutopilotHTTP(mux, m)
+	registerHistoryHTTP(mux, m)
 	if opts.Metrics != nil {
 		mux.Handle("/metrics", opts.Metrics)
 	}

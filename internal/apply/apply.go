@@ -129,8 +129,15 @@ func (a *Applier) Apply(ents []*raftpb.Entry, sync bool) (Outcome, error) {
 				b.Abort()
 				return out, fmt.Errorf("decoding conf change at %d: %w", e.GetIndex(), err)
 			}
+			var before []*membership.Member
+			if fresh {
+				before = a.cfg.Members.Members()
+			}
 			if err == nil && fresh {
 				err = a.cfg.Members.Apply(cc)
+			}
+			if fresh && raw != nil {
+				a.recordAudit(b, e, cc, before, err)
 			}
 			if err != nil {
 				if fresh {

@@ -31,6 +31,8 @@ type Batch interface {
 	SetMeta(key string, value []byte)
 	// Meta reads a meta value as this batch sees it (nil if absent).
 	Meta(key string) []byte
+	// MetaKeys lists the meta keys with a prefix, in order.
+	MetaKeys(prefix string) []string
 	SetApplied(index, term uint64)
 	OnWrite(func(key []byte, lease int64, tomb bool))
 	Sync()
@@ -66,4 +68,5 @@ type Members interface {
 	SetIncarnation(id, incarnation uint64) error
 	Marshal() []byte
 	ReplaceWith(*membership.Cluster)
+	Members() []*membership.Member
 }

@@ -106,8 +106,11 @@ type Config struct {
 	MaxTxnOps              uint
 	StrictReconfigCheck    bool
 	MaxLearners            int
-	QuotaBackendBytes      int64 // 0 = default (2 GiB)
-	EnablePprof            bool
+	// MembershipHistory is how many applied membership changes the audit
+	// trail keeps (carried in each change, so every member keeps the same).
+	MembershipHistory int
+	QuotaBackendBytes int64 // 0 = default (2 GiB)
+	EnablePprof       bool
 
 	// InitialCorruptCheck compares this member's key history with its
 	// peers' before it serves (etcd: --experimental-initial-corrupt-check,
@@ -214,6 +217,7 @@ func Default() *Config {
 		StrictReconfigCheck:         true,
 		InitialCorruptCheck:         true,
 		MaxLearners:                 DefaultMaxLearners,
+		MembershipHistory:           1000,
 		LogLevel:                    DefaultLogLevel,
 		Logger:                      DefaultLogger,
 		LogOutputs:                  []string{DefaultLogOutput},

@@ -85,6 +85,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.BoolVar(&c.StrictReconfigCheck, "strict-reconfig-check", c.StrictReconfigCheck, "Reject reconfiguration requests that would cause quorum loss.")
 	fs.IntVar(&c.MaxLearners, "max-learners", c.MaxLearners, "Maximum number of learner members in the cluster.")
+	fs.IntVar(&c.MembershipHistory, "membership-history", c.MembershipHistory, "Cadre: how many applied membership changes the audit trail keeps (cadrectl member history).")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 means 2 GiB).")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server at /debug/pprof.")
 	fs.BoolVar(&c.InitialCorruptCheck, "initial-corrupt-check", c.InitialCorruptCheck, "Compare this member's data with its peers' before serving clients (refuse to start on a mismatch).")

@@ -168,6 +168,8 @@ func (c *Config) validateLimits() error {
 		return invalidf("invalid --max-request-bytes=0: it must be at least 1; the default is %d", DefaultMaxRequestBytes)
 	case c.MaxTxnOps == 0:
 		return invalidf("invalid --max-txn-ops=0: it must be at least 1; the default is %d", DefaultMaxTxnOps)
+	case c.MembershipHistory < 1 || c.MembershipHistory > 100000:
+		return invalidf("invalid --membership-history %d: expected 1 to 100000 records", c.MembershipHistory)
 	case c.MaxLearners < 0:
 		return invalidf("invalid --max-learners=%d: it must be 0 or more; the default is %d", c.MaxLearners, DefaultMaxLearners)
 	case c.CorruptCheckTime < 0:

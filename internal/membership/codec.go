@@ -21,6 +21,9 @@ type confContext struct {
 	// MaxLearners is the learner limit of an add; absent (nil) in entries
 	// written before it was carried, and then not enforced at apply.
 	MaxLearners *int `json:"maxLearners,omitempty"`
+	// Audit is what the trail records of the change (audit.go); absent in
+	// entries written before the trail, and in bootstrap and recovery.
+	Audit *Audit `json:"audit,omitempty"`
 }
 
 // ConfChange is one decoded membership entry.
@@ -33,6 +36,8 @@ type ConfChange struct {
 	MaxLearners int
 	// RequestID is the proposer's waiter ID (0 for bootstrap and recovery).
 	RequestID uint64
+	// Audit is the trail's information, nil if the entry has none.
+	Audit *Audit
 }
 
 // MemberContext encodes m as a ConfChange context (also raft.Peer.Context
@@ -119,14 +124,17 @@ func DecodeConfChange(data []byte) (*raftpb.ConfChange, ConfChange, error) {
 		return nil, ConfChange{}, fmt.Errorf("membership: decoding conf change: %w", err)
 	}
 	out := ConfChange{Type: cc.GetType(), NodeID: cc.GetNodeId(), MaxLearners: -1, RequestID: cc.GetId()}
-	if len(cc.GetContext()) > 0 && cc.GetType() != raftpb.ConfChangeRemoveNode {
+	if len(cc.GetContext()) > 0 {
 		var c confContext
 		if err := json.Unmarshal(cc.GetContext(), &c); err != nil {
 			return &cc, out, fmt.Errorf("membership: decoding member of conf change: %w", err)
 		}
-		out.Member = &c.Member
-		if c.MaxLearners != nil {
-			out.MaxLearners = *c.MaxLearners
+		out.Audit = c.Audit
+		if cc.GetType() != raftpb.ConfChangeRemoveNode {
+			out.Member = &c.Member
+			if c.MaxLearners != nil {
+				out.MaxLearners = *c.MaxLearners
+			}
 		}
 	}
 	return &cc, out, nil

@@ -60,6 +60,9 @@ type Change struct {
 	ID        uint64   // remove/update/promote: the target; add: the new member's ID (already computed)
 	PeerURLs  []string // add/update
 	IsLearner bool     // add
+	// By is who asked (the audit trail): a user, a certificate's CN,
+	// "autopilot", or the client's address.
+	By string
 }
 
 // View is everything the leader knows when it judges a change. All fields

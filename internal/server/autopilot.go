@@ -107,7 +107,7 @@ func (s *Server) autopilotPromote(cfg membership.Autopilot, v membership.View, r
 		if v.Now.Sub(since) < cfg.PromoteAfter {
 			continue
 		}
-		change := membership.Change{Kind: membership.ChangePromote, ID: m.ID}
+		change := membership.Change{Kind: membership.ChangePromote, ID: m.ID, By: "autopilot"}
 		if verdict := membership.Evaluate(v, change); !verdict.Accepted {
 			s.lg.Info("autopilot: learner ready but not promoted", "member", membership.IDString(m.ID), "name", m.Name, "reason", verdict.Detail)
 			readySince[m.ID] = v.Now // look again after another stable period
@@ -143,7 +143,7 @@ func (s *Server) autopilotRemoveUnstarted(cfg membership.Autopilot, v membership
 		if waited < cfg.UnstartedTTL {
 			continue
 		}
-		change := membership.Change{Kind: membership.ChangeRemove, ID: m.ID}
+		change := membership.Change{Kind: membership.ChangeRemove, ID: m.ID, By: "autopilot"}
 		if verdict := membership.Evaluate(v, change); !verdict.Accepted {
 			s.lg.Warn("autopilot: unstarted member past its TTL, but removing it is not safe now", "member", membership.IDString(m.ID),
 				"peer-urls", m.PeerURLs, "waited", waited.Round(time.Second).String(), "reason", verdict.Detail)

@@ -50,6 +50,7 @@ type changeRequest struct {
 	PeerURLs  []string              `json:"peerURLs"`
 	IsLearner bool                  `json:"isLearner"`
 	DryRun    bool                  `json:"dryRun"`
+	By        string                `json:"by,omitempty"`
 }
 
 func (s *Server) registerForwardHandlers(mux *http.ServeMux) {
@@ -69,7 +70,7 @@ func (s *Server) registerForwardHandlers(mux *http.ServeMux) {
 			writeForwardError(w, cerr.ErrNotLeader)
 			return
 		}
-		res, err := s.ChangeMembers(r.Context(), membership.Change{Kind: req.Kind, ID: id, PeerURLs: req.PeerURLs, IsLearner: req.IsLearner}, req.DryRun)
+		res, err := s.ChangeMembers(r.Context(), membership.Change{Kind: req.Kind, ID: id, PeerURLs: req.PeerURLs, IsLearner: req.IsLearner, By: req.By}, req.DryRun)
 		if err != nil {
 			writeForwardError(w, err)
 			return
@@ -119,7 +120,7 @@ func (s *Server) leaderPeerURL() (string, error) {
 }
 
 func (s *Server) forwardChange(ctx context.Context, c membership.Change, dryRun bool) (*membership.ChangeResult, error) {
-	req := changeRequest{Kind: c.Kind, PeerURLs: c.PeerURLs, IsLearner: c.IsLearner, DryRun: dryRun}
+	req := changeRequest{Kind: c.Kind, PeerURLs: c.PeerURLs, IsLearner: c.IsLearner, DryRun: dryRun, By: c.By}
 	if c.ID != 0 {
 		req.ID = membership.IDString(c.ID)
 	}

@@ -34,6 +34,7 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 			// IDs, not enough started members), as etcd does: the answer
 			// must not depend on whether a leader is reachable.
 			if err := membership.Validate(s.localView(), c); err != nil {
+				s.recordRefusal(c, err)
 				return nil, err
 			}
 		}
@@ -61,6 +62,7 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 		return &membership.ChangeResult{Verdict: &verdict}, nil
 	}
 	if err := membership.Validate(v, c); err != nil {
+		s.recordRefusal(c, err)
 		return nil, err
 	}
 	var m *membership.Member
@@ -77,6 +79,10 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 	// leader's limit, not its own --max-learners.
 	cc, err := membership.NewConfChange(c.Kind, m, c.ID, s.cfg.MaxLearners)
 	if err != nil {
+		return nil, err
+	}
+	verdict := membership.Evaluate(v, c)
+	if err := membership.AttachAudit(cc, &membership.Audit{By: c.By, At: v.Now.UnixMilli(), Verdict: verdictSummary(verdict), Keep: s.cfg.MembershipHistory}); err != nil {
 		return nil, err
 	}
 	if err := s.proposeConfChange(ctx, cc); err != nil {

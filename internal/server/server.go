@@ -47,8 +47,10 @@ type Server struct {
 	// incarnation identifies this data dir (schema.WALMetadata); 0 for a
 	// data dir created before Cadre recorded one.
 	incarnation uint64
-	clusterID   atomic.Uint64
-	cluster     *membership.Cluster
+	// refused are the membership changes this member refused (audit.go).
+	refused   refusals
+	clusterID atomic.Uint64
+	cluster   *membership.Cluster
 
 	wal      *wal.WAL
 	store    *mvcc.Store

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -89,7 +90,10 @@ func convertEtcd(src, dst string, lg *slog.Logger) (compactPlan, error) {
 			return err
 		}
 		stats.leases, err = copyEtcdLeases(itx.Bucket(etcdLease), out)
-		return err
+		if err != nil {
+			return err
+		}
+		return copyCadreRecords(itx.Bucket([]byte(cadreBucket)), out)
 	})
 	if err != nil {
 		return plan, err
@@ -273,4 +277,22 @@ func copyEtcdAuth(itx *bolt.Tx, out *bolt.DB) (users, roles int, enabled bool, e
 		return nil
 	})
 	return len(u), len(r), enabled, err
+}
+
+// copyCadreRecords brings back the records Cadre exported beside etcd's
+// buckets (export.go): the autopilot configuration and the audit trail.
+func copyCadreRecords(src *bolt.Bucket, out *bolt.DB) error {
+	if src == nil {
+		return nil
+	}
+	return out.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(cadreMeta)
+		return src.ForEach(func(k, v []byte) error {
+			key := string(k)
+			if key != schema.MetaAutopilot && !strings.HasPrefix(key, schema.AuditPrefix) {
+				return nil // only what export writes there
+			}
+			return meta.Put(append([]byte(nil), k...), append([]byte(nil), v...))
+		})
+	})
 }

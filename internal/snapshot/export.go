@@ -36,6 +36,12 @@ import (
 //	cluster  clusterVersion
 //	alarm    etcdserverpb.AlarmMember -> empty
 //	auth, authUsers, authRoles   the same authpb records
+//	cadre    Cadre's own records that etcd has no place for (the autopilot
+//	         configuration, the membership audit trail), so a restore into
+//	         Cadre keeps them; etcd ignores the bucket
+
+// cadreBucket carries Cadre's own meta records in an exported file.
+const cadreBucket = "cadre"
 
 // ExportStorageVersion is the storage version written into exported
 // files: the etcd release whose layout they follow.
@@ -185,7 +191,7 @@ func exportMeta(itx *bolt.Tx, out *bolt.DB) error {
 	}
 	return out.Update(func(tx *bolt.Tx) error {
 		bk := map[string]*bolt.Bucket{}
-		for _, name := range []string{"key", "meta", "lease", "alarm", "cluster", "members", "members_removed", "auth", "authUsers", "authRoles"} {
+		for _, name := range []string{"key", "meta", "lease", "alarm", "cluster", "members", "members_removed", "auth", "authUsers", "authRoles", cadreBucket} {
 			b, err := tx.CreateBucket([]byte(name))
 			if err != nil {
 				return err
@@ -235,6 +241,8 @@ func exportMeta(itx *bolt.Tx, out *bolt.DB) error {
 					return lerr
 				}
 				put("lease", be(uint64(id)), encodeEtcdLease(id, granted, remaining))
+			case k == schema.MetaAutopilot || strings.HasPrefix(k, schema.AuditPrefix):
+				put(cadreBucket, []byte(k), v)
 			case strings.HasPrefix(k, schema.AlarmPrefix):
 				member, typ, aerr := schema.ParseAlarmKey(k)
 				if aerr != nil {

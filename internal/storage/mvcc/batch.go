@@ -421,6 +421,20 @@ func (b *Batch) SetMeta(key string, value []byte) {
 	}
 }
 
+// MetaKeys lists the meta keys starting with prefix, in order, as this
+// batch sees them.
+func (b *Batch) MetaKeys(prefix string) []string {
+	if b.usable() != nil {
+		return nil
+	}
+	var out []string
+	c := b.metab.Cursor()
+	for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+		out = append(out, string(k))
+	}
+	return out
+}
+
 // Meta reads a meta value as this batch sees it (nil if absent).
 func (b *Batch) Meta(key string) []byte {
 	if b.usable() != nil {

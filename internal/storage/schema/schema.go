@@ -12,6 +12,7 @@
 //	meta   the replicated state beside the keys:
 //	         membership                 membership.Cluster JSON
 //	         autopilot                  membership.Autopilot JSON
+//	         audit/<index %016x>        membership.AuditRecord JSON (the trail)
 //	         lease/<id %016x>           EncodeLease
 //	         alarm/<member %016x>/<n>   one active alarm (value 0x01)
 //	         auth/enabled, auth/revision, auth/user/<name>, auth/role/<name>
@@ -48,6 +49,7 @@ var (
 const (
 	MetaMembership = "membership"
 	MetaAutopilot  = "autopilot" // membership.Autopilot JSON
+	AuditPrefix    = "audit/"    // audit/<raft index %016x>: membership.AuditRecord JSON
 	LeasePrefix    = "lease/"
 	AlarmPrefix    = "alarm/"
 
