@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"expvar"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -96,6 +97,7 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.Handle("/debug/vars", expvar.Handler()) // as etcd serves it
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, opts.Versions)
 	})

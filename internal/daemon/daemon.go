@@ -203,6 +203,14 @@ func (m *Member) serve(cfg *config.Config) {
 	case <-m.Server.Done():
 		return
 	}
+	// etcd's lines per client URL, which operators and tools look for.
+	for _, u := range cfg.ListenClientURLs {
+		if netutil.IsSecure(u.Scheme) {
+			m.lg.Info("serving client traffic securely", "traffic", "grpc+http", "address", u.Host)
+		} else {
+			m.lg.Info("serving client traffic insecurely; this is strongly discouraged!", "traffic", "grpc+http", "address", u.Host)
+		}
+	}
 	if len(cfg.ListenClientHTTPURLs) > 0 {
 		m.lg.Info("ready to serve client requests", "listen-client-urls", config.URLStrings(cfg.ListenClientURLs),
 			"listen-client-http-urls", config.URLStrings(cfg.ListenClientHTTPURLs))

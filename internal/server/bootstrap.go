@@ -268,6 +268,7 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		"listen-peer-urls", urlStrings(cfg.ListenPeerURLs),
 		"advertise-client-urls", urlStrings(cfg.AdvertiseClientURLs),
 		"initial-advertise-peer-urls", urlStrings(cfg.InitialAdvertisePeerURLs),
+		"snapshot-count", cfg.SnapshotCount, "snapshot-catchup-entries", cfg.SnapshotCatchUpEntries,
 		"restarted", haveWAL)
 	s.start()
 	return s, nil

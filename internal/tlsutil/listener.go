@@ -69,7 +69,9 @@ func (l *listener) handshake(c net.Conn) {
 			err = context.DeadlineExceeded
 		}
 		c.Close()
-		l.lg.Warn("rejected a TLS connection", "port", l.port, "remote-addr", c.RemoteAddr().String(), "error", err.Error())
+		// etcd's words ("rejected connection on client endpoint"), which
+		// operators and etcd's tests search for.
+		l.lg.Warn("rejected connection on "+l.port+" endpoint: TLS handshake failed", "port", l.port, "remote-addr", c.RemoteAddr().String(), "error", err.Error())
 		return
 	}
 	select {

@@ -100,7 +100,7 @@ func TestTLSClientPortRefusals(t *testing.T) {
 	if res.Code == 0 {
 		t.Errorf("etcdctl with a certificate from another CA: %s", res)
 	}
-	if !m.LogContains("rejected a TLS connection") {
+	if !m.LogContains("rejected connection on client endpoint") {
 		t.Error("refused handshakes are not logged")
 	}
 
