@@ -100,10 +100,11 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 	api.RegisterWatch(m.grpc, srv, cfg.MaxRequestBytes)
 	m.http = &http.Server{
 		Handler: api.HTTPHandler(srv, api.HTTPOptions{
-			Versions:    api.Versions{Server: server.Version, Cluster: server.ClusterVersion, Cadre: server.CadreVersion},
-			Metrics:     srv.Metrics().Handler(),
-			EnablePprof: cfg.EnablePprof,
-			Timeout:     5 * time.Second,
+			Versions:         api.Versions{Server: server.Version, Cluster: server.ClusterVersion, Cadre: server.CadreVersion},
+			Metrics:          srv.Metrics().Handler(),
+			EnablePprof:      cfg.EnablePprof,
+			DisableDashboard: cfg.DisableDashboard,
+			Timeout:          5 * time.Second,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
