@@ -118,7 +118,7 @@ function render(d) {
   $('term').textContent = d.term;
   $('commit').textContent = d.commit;
   const me = d.members.find((m) => m.id === d.member);
-  const myRole = d.member === d.leader ? 'leader' : (me ? me.role : 'member');
+  const myRole = d.member === d.leader ? 'leader' : me && me.role === 'learner' ? 'learner' : 'follower';
   $('served').textContent = (d.memberName || d.member) + ' (' + myRole + ')';
 
   // Voters first, then learners, leader on top; unstarted ones last.
@@ -221,7 +221,7 @@ function renderVerdict(v, status) {
   }
   const names = (ids) => (ids.length ? ids.map(nameOf).join(', ') : 'none');
   box.className = v.accepted ? 'accepted' : 'refused';
-  box.replaceChildren(
+  box.replaceChildren(...[
     el('h3', v.accepted
       ? { class: 'ok', text: 'Accepted: the change would be made (dry run, nothing changed)' }
       : { class: 'bad', text: 'Refused: ' + v.error + ' (dry run, nothing changed)' }),
@@ -231,7 +231,8 @@ function renderVerdict(v, status) {
     el('p', { text: 'Voters: ' + names(v.votersBefore) + ' → ' + names(v.votersAfter) }),
     el('p', { text: 'Learners: ' + names(v.learnersBefore) + ' → ' + names(v.learnersAfter) }),
     el('p', { text: 'Quorum ' + v.quorumBefore + ' → ' + v.quorumAfter +
-      '; failure tolerance ' + v.failureToleranceBefore + ' → ' + v.failureToleranceAfter }));
+      '; failure tolerance ' + v.failureToleranceBefore + ' → ' + v.failureToleranceAfter }),
+  ].filter(Boolean)); // replaceChildren would print a skipped part as "null"
 }
 
 $('dryrun-form').addEventListener('submit', async (ev) => {
