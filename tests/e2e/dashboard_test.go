@@ -151,6 +151,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		`%s && %s.dataset.started === 'true' && %s.querySelector('.name').textContent === 'learner1' && %s.querySelector('.role').textContent.includes('learner')`,
 		learnerRow, learnerRow, learnerRow, learnerRow), 20*time.Second)
 
+	// The learner's own page answers too, with the leader's view.
+	do("open the learner's page", chromedp.Navigate(lm.Endpoint()+"/ui/"))
+	waitPage("the learner's page", fmt.Sprintf(`document.getElementById('served').textContent === 'learner1 (learner)'
+		&& document.getElementById('leader').textContent === %q
+		&& document.querySelectorAll('#members tbody tr').length === 4
+		&& document.querySelectorAll('#members tbody .health.ok').length >= 3`, leader.Name), 15*time.Second)
+	do("back to the follower's page", chromedp.Navigate(follower.Endpoint()+"/ui/"))
+
 	// The dry-run form: removing a follower is judged by the leader and
 	// shown; nothing changes.
 	oid := ""

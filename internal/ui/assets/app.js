@@ -79,8 +79,10 @@ function snapshotCell(id, s) {
   }
   let text = bytes(s.bytesSent) + (s.bytesTotal > 0 ? ' / ' + bytes(s.bytesTotal) : ' sent');
   const rate = (s.bytesSent - seen.sent0) / ((now - seen.t0) / 1000);
-  if (s.bytesTotal > 0 && rate > 0) {
-    text += ', ' + bytes(Math.round(rate)) + '/s, ETA ' + duration((s.bytesTotal - s.bytesSent) / rate);
+  if (rate > 0) {
+    text += ', ' + bytes(Math.round(rate)) + '/s';
+    // An ETA needs the total, which the sender may not know yet.
+    if (s.bytesTotal > 0) text += ', ETA ' + duration((s.bytesTotal - s.bytesSent) / rate);
   } else {
     text += ', measuring rate…';
   }
