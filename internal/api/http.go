@@ -28,6 +28,8 @@ type HTTPOptions struct {
 	Versions    Versions
 	Metrics     http.Handler
 	EnablePprof bool
+	// DisableDashboard turns off /ui/ and /cadre/v1/dashboard.
+	DisableDashboard bool
 	// Timeout bounds the read that /health and /readyz perform.
 	Timeout time.Duration
 	// Limits and MaxRequestBytes are the gRPC server's, which the JSON
@@ -107,6 +109,9 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	registerMembersHTTP(mux, m)
 	registerAutopilotHTTP(mux, m)
 	registerHistoryHTTP(mux, m)
+	if !opts.DisableDashboard {
+		registerDashboardHTTP(mux, m) // the /ui/ page and its data
+	}
 	if opts.Metrics != nil {
 		mux.Handle("/metrics", opts.Metrics)
 	}

@@ -111,6 +111,7 @@ type Config struct {
 	MembershipHistory int
 	QuotaBackendBytes int64 // 0 = default (2 GiB)
 	EnablePprof       bool
+	DisableDashboard  bool // --disable-dashboard: no /ui/ page on the client URLs
 
 	// InitialCorruptCheck compares this member's key history with its
 	// peers' before it serves (etcd: --experimental-initial-corrupt-check,

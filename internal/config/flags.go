@@ -88,6 +88,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.IntVar(&c.MembershipHistory, "membership-history", c.MembershipHistory, "Cadre: how many applied membership changes the audit trail keeps (cadrectl member history).")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Raise alarms when backend size exceeds the given quota (0 means 2 GiB).")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server at /debug/pprof.")
+	fs.BoolVar(&c.DisableDashboard, "disable-dashboard", c.DisableDashboard, "Do not serve the web dashboard (/ui/ and /cadre/v1/dashboard) on the client URLs.")
 	fs.BoolVar(&c.InitialCorruptCheck, "initial-corrupt-check", c.InitialCorruptCheck, "Compare this member's data with its peers' before serving clients (refuse to start on a mismatch).")
 	fs.StringVar(&r.featureGates, "feature-gates", "", "etcd's server feature gates, Name=true|false,... (InitialCorruptCheck acts as --initial-corrupt-check; the others are accepted).")
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Period of the leader's data corruption check across members, e.g. 5m (0 disables); a mismatch raises the CORRUPT alarm.")

@@ -101,10 +101,11 @@ func Start(cfg *config.Config, lg *slog.Logger, tb *tlsutil.Built) (*Member, err
 	api.RegisterWatch(m.grpc, srv, cfg.MaxRequestBytes)
 	m.http = &http.Server{
 		Handler: grpcOrHTTP(m.grpc, api.HTTPHandler(srv, api.HTTPOptions{
-			Versions:    api.Versions{Server: server.Version, Cluster: server.ClusterVersion, Cadre: server.CadreVersion},
-			Metrics:     srv.Metrics().Handler(),
-			EnablePprof: cfg.EnablePprof,
-			Timeout:     5 * time.Second,
+			Versions:         api.Versions{Server: server.Version, Cluster: server.ClusterVersion, Cadre: server.CadreVersion},
+			Metrics:          srv.Metrics().Handler(),
+			EnablePprof:      cfg.EnablePprof,
+			DisableDashboard: cfg.DisableDashboard,
+			Timeout:          5 * time.Second,
 			// The JSON gateway enforces what the gRPC server does.
 			Limits:          api.Limits{MaxTxnOps: cfg.MaxTxnOps},
 			MaxRequestBytes: cfg.MaxRequestBytes,
