@@ -151,6 +151,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		`%s && %s.dataset.started === 'true' && %s.querySelector('.name').textContent === 'learner1' && %s.querySelector('.role').textContent.includes('learner')`,
 		learnerRow, learnerRow, learnerRow, learnerRow), 20*time.Second)
 
+	// The audit trail on the page names the learner's add.
+	waitPage("the learner's add in the membership history", fmt.Sprintf(
+		`[...document.querySelectorAll('#history tbody tr')].some(r => r.textContent.includes('add-learner') && r.textContent.includes('%s'))`,
+		strings.TrimLeft(lid, "0")), 10*time.Second)
+
 	// The learner's own page answers too, with the leader's view.
 	do("open the learner's page", chromedp.Navigate(lm.Endpoint()+"/ui/"))
 	waitPage("the learner's page", fmt.Sprintf(`document.getElementById('served').textContent === 'learner1 (learner)'

@@ -182,6 +182,39 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
+// The audit trail changes rarely: read it every few seconds, not every poll.
+const HISTORY_MS = 3000;
+const HISTORY_ROWS = 20;
+
+function configText(c) {
+  const l = (c.learners || []).length;
+  return (c.voters || []).length + (l ? ' + ' + l + 'L' : '');
+}
+
+async function pollHistory() {
+  try {
+    const { status, data } = await call('GET', '/cadre/v1/members/history');
+    if (status === 200) {
+      const body = $('history').tBodies[0];
+      body.replaceChildren();
+      for (const r of (data.records || []).slice(-HISTORY_ROWS).reverse()) {
+        const refused = !r.outcome.startsWith('applied');
+        body.append(el('tr', refused ? { class: 'refused' } : {},
+          el('td', { text: new Date(r.at).toLocaleString() }),
+          el('td', { class: 'num', text: r.index ? String(r.index) : '-' }),
+          el('td', { text: r.by || '' }),
+          el('td', { text: r.action }),
+          el('td', { class: 'id', text: (r.member || '').replace(/^0+/, '') + (r.name ? ' (' + r.name + ')' : '') }),
+          el('td', { text: configText(r.before) + ' → ' + configText(r.after) }),
+          el('td', { text: r.outcome })));
+      }
+    }
+  } catch (e) {
+    // The member poll shows connectivity; the trail just waits for the next try.
+  }
+  setTimeout(pollHistory, HISTORY_MS);
+}
+
 $('login-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const { status, data } = await call('POST', '/ui/authenticate',
@@ -259,3 +292,4 @@ $('dryrun-form').addEventListener('submit', async (ev) => {
 });
 
 poll();
+pollHistory();
