@@ -254,6 +254,9 @@ func ParseCipherSuites(names []string) ([]uint16, error) {
 		known[cs.Name] = cs.ID
 		list = append(list, cs.Name)
 	}
+	// The names Go used before its 1.x rename, which etcd still accepts.
+	known["TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"] = tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+	known["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"] = tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
 	out := make([]uint16, 0, len(names))
 	for _, n := range names {
 		id, ok := known[n]

@@ -22,6 +22,10 @@ func TestParseVersionAndSuites(t *testing.T) {
 	if err != nil || len(ids) != 1 || ids[0] != tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
 		t.Fatalf("suites: %v %v", ids, err)
 	}
+	// etcd's older names for the ChaCha20 suites are accepted.
+	if ids, err := ParseCipherSuites([]string{"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"}); err != nil || ids[0] != tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 {
+		t.Fatalf("old ChaCha20 name: %v %v", ids, err)
+	}
 	if _, err := ParseCipherSuites([]string{"TLS_RSA_WITH_RC4_128_SHA"}); err == nil {
 		t.Fatal("an insecure suite was accepted")
 	}
