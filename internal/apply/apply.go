@@ -63,8 +63,10 @@ type Result struct {
 type ConfChange struct {
 	Raft   *raftpb.ConfChange
 	Change membership.ConfChange
-	Fresh  bool  // applied now, not skipped as already held by the backend
-	Err    error // why the change was refused (nil: applied or skipped)
+	Fresh  bool   // applied now, not skipped as already held by the backend
+	Err    error  // why the change was refused (nil: applied or skipped)
+	Index  uint64 // the entry's raft index
+	Action string // what it did, as the audit trail names it (fresh entries only)
 }
 
 // Outcome is what applying a batch produced.
@@ -147,7 +149,11 @@ func (a *Applier) Apply(ents []*raftpb.Entry, sync bool) (Outcome, error) {
 			}
 			membershipChanged = membershipChanged || (fresh && err == nil)
 			sync = true // the membership must be in the file itself
-			out.ConfChanges = append(out.ConfChanges, ConfChange{Raft: raw, Change: cc, Fresh: fresh, Err: err})
+			action := ""
+			if fresh {
+				action = membership.ActionOfConfChange(cc, before)
+			}
+			out.ConfChanges = append(out.ConfChanges, ConfChange{Raft: raw, Change: cc, Fresh: fresh, Err: err, Index: e.GetIndex(), Action: action})
 			if cc.RequestID != 0 {
 				out.Results = append(out.Results, Result{ID: cc.RequestID, Err: err, Index: e.GetIndex()})
 			}

@@ -30,6 +30,12 @@ type Metrics struct {
 	BackendCommit      prometheus.Histogram
 	DBTotalSize        prometheus.Gauge
 	SnapshotsSaved     prometheus.Counter
+
+	// Membership (Cadre's names; docs/grafana-membership.json uses them).
+	MembershipChanges   *prometheus.CounterVec // action, outcome: applied | rejected | refused
+	LearnerLag          *prometheus.GaugeVec   // member: entries behind the leader's commit (leader only)
+	UnstartedMembers    prometheus.Gauge
+	LastMembershipIndex prometheus.Gauge
 }
 
 // New creates and registers the collectors on a fresh registry.
@@ -64,8 +70,18 @@ func New() *Metrics {
 		SnapshotsSaved: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "cadre", Subsystem: "server", Name: "snapshots_saved_total",
 			Help: "The number of local raft snapshots saved (after which old WAL segments are released)."}),
 	}
+	m.MembershipChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "cadre", Subsystem: "membership", Name: "changes_total",
+		Help: "Membership changes by action (add, add-learner, promote, update, remove) and outcome (applied; rejected at apply; refused by this member)."},
+		[]string{"action", "outcome"})
+	m.LearnerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "cadre", Subsystem: "membership", Name: "learner_lag_entries",
+		Help: "How many entries each learner is behind the leader's commit index (reported by the leader only)."}, []string{"member"})
+	m.UnstartedMembers = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "cadre", Subsystem: "membership", Name: "unstarted_members",
+		Help: "Members added but not yet started (each unstarted voter still counts toward the quorum)."})
+	m.LastMembershipIndex = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "cadre", Subsystem: "membership", Name: "last_change_index",
+		Help: "The raft index of the last membership change applied."})
 	r.MustRegister(m.HasLeader, m.IsLeader, m.IsLearner, m.LeaderChanges, m.ProposalsCommitted, m.ProposalsApplied,
 		m.ProposalsPending, m.ProposalsFailed, m.WALFsync, m.BackendCommit, m.DBTotalSize, m.SnapshotsSaved,
+		m.MembershipChanges, m.LearnerLag, m.UnstartedMembers, m.LastMembershipIndex,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

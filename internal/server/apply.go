@@ -61,6 +61,14 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 	selfRemoved := false
 	for _, cc := range out.ConfChanges {
 		s.node.ApplyConfChange(cc.Raft)
+		if cc.Fresh {
+			outcome := "applied"
+			if cc.Err != nil {
+				outcome = "rejected"
+			}
+			s.metrics.MembershipChanges.WithLabelValues(cc.Action, outcome).Inc()
+			s.metrics.LastMembershipIndex.Set(float64(cc.Index))
+		}
 		if cc.Err != nil {
 			continue
 		}

@@ -41,6 +41,7 @@ func (s *Server) recordRefusal(c membership.Change, err error) {
 	if c.ID != 0 {
 		rec.Member = membership.IDString(c.ID)
 	}
+	s.metrics.MembershipChanges.WithLabelValues(rec.Action, "refused").Inc()
 	s.lg.Info("membership change refused", "action", rec.Action, "member", rec.Member, "by", c.By, "reason", err.Error())
 	s.refused.mu.Lock()
 	defer s.refused.mu.Unlock()

@@ -64,6 +64,7 @@ func (s *Server) autopilotLoop() {
 			return
 		case <-t.C:
 		}
+		s.membershipGauges()
 		if !s.node.IsLeader() || !s.IsReady() {
 			clear(readySince)
 			continue
@@ -169,4 +170,27 @@ func (s *Server) AutopilotStatus() (membership.AutopilotStatus, error) {
 		return membership.AutopilotStatus{}, err
 	}
 	return membership.NewAutopilotStatus(cfg, s.cluster.Members(), time.Now()), nil
+}
+
+// membershipGauges refreshes the membership gauges (every autopilot tick):
+// unstarted members on every member, learner lag on the leader.
+func (s *Server) membershipGauges() {
+	unstarted := 0
+	for _, m := range s.cluster.Members() {
+		if !m.Started() {
+			unstarted++
+		}
+	}
+	s.metrics.UnstartedMembers.Set(float64(unstarted))
+	s.metrics.LearnerLag.Reset()
+	if !s.node.IsLeader() {
+		return
+	}
+	st := s.node.Status()
+	commit := st.HardState.GetCommit()
+	for _, m := range s.cluster.Members() {
+		if pr, ok := st.Progress[m.ID]; ok && m.IsLearner {
+			s.metrics.LearnerLag.WithLabelValues(membership.IDString(m.ID)).Set(float64(commit - min(commit, pr.Match)))
+		}
+	}
 }

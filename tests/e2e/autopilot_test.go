@@ -95,4 +95,22 @@ func TestAutopilot(t *testing.T) {
 	if !removedBy {
 		t.Error("no member logged the removal of the unstarted member")
 	}
+
+	// The membership metrics count what happened, on any member (the
+	// gauges refresh every second).
+	eventually(t, 10*time.Second, "membership metrics", func() error {
+		body := httpGet(t, c.Members[0].Endpoint()+"/metrics", 200)
+		for _, want := range []string{
+			`cadre_membership_changes_total{action="add-learner",outcome="applied"} 1`,
+			`cadre_membership_changes_total{action="promote",outcome="applied"} 1`,
+			`cadre_membership_changes_total{action="remove",outcome="applied"} 1`,
+			`cadre_membership_unstarted_members 0`,
+			`cadre_membership_last_change_index`,
+		} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("/metrics lacks %q", want)
+			}
+		}
+		return nil
+	})
 }
