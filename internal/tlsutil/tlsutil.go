@@ -143,7 +143,9 @@ func Server(f Files, o Options, flag string) (*tls.Config, error) {
 			return nil, fmt.Errorf("--%strusted-ca-file: %w", flag, err)
 		}
 		c.ClientCAs = pool
-		c.ClientAuth = tls.VerifyClientCertIfGiven
+		// As etcd: a trusted CA means clients must present a certificate
+		// it signed (etcd's transport.TLSInfo.ServerConfig).
+		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	if f.ClientCertAuth {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
