@@ -94,6 +94,20 @@ func (c *Config) validateURLs() error {
 			}
 		}
 	}
+	// One port serves one scheme (etcd can split http and https on one
+	// port; Cadre cannot): say so rather than fail to bind.
+	for _, f := range []struct {
+		name string
+		urls []url.URL
+	}{{"listen-client-urls", c.ListenClientURLs}, {"listen-peer-urls", c.ListenPeerURLs}} {
+		seen := map[string]string{}
+		for _, u := range f.urls {
+			if prev, ok := seen[u.Host]; ok {
+				return invalidf("invalid --%s: %s and %s use the same address; Cadre serves one scheme per address, so give each its own port", f.name, prev, u.String())
+			}
+			seen[u.Host] = u.String()
+		}
+	}
 	// An https metrics URL serves with the client port's certificate.
 	for _, u := range c.ListenMetricsURLs {
 		if strings.EqualFold(u.Scheme, "https") && !c.TLS.Client.Enabled() {
