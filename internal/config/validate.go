@@ -102,10 +102,11 @@ func (c *Config) validateURLs() error {
 	}{{"listen-client-urls", c.ListenClientURLs}, {"listen-peer-urls", c.ListenPeerURLs}} {
 		seen := map[string]string{}
 		for _, u := range f.urls {
-			if prev, ok := seen[u.Host]; ok {
+			addr := u.Host + u.Path // unix:///path has only a path
+			if prev, ok := seen[addr]; ok {
 				return invalidf("invalid --%s: %s and %s use the same address; Cadre serves one scheme per address, so give each its own port", f.name, prev, u.String())
 			}
-			seen[u.Host] = u.String()
+			seen[addr] = u.String()
 		}
 	}
 	// An https metrics URL serves with the client port's certificate.
@@ -123,18 +124,21 @@ func (c *Config) validateURLs() error {
 func checkURL(flagName string, u url.URL, listen bool) error {
 	shown := u.Redacted() // never echo a password
 	example := exampleURL(flagName)
+	if s := strings.ToLower(u.Scheme); (s == "unix" || s == "unixs") && u.Host == "" && strings.HasPrefix(u.Path, "/") && u.RawQuery == "" && u.Fragment == "" && u.User == nil {
+		return nil // unix:///absolute/path/to.sock
+	}
 	if u.Scheme == "" || u.Opaque != "" || u.Host == "" {
 		return invalidf("invalid --%s %q: URL needs a scheme and host:port, like %s", flagName, shown, example)
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if scheme != "http" && scheme != "https" && scheme != "unix" {
+	if scheme != "http" && scheme != "https" && scheme != "unix" && scheme != "unixs" {
 		return invalidf("invalid --%s %q: scheme %q is not supported; use http, https or unix, like %s", flagName, shown, u.Scheme, example)
 	}
 	bare := url.URL{Scheme: u.Scheme, Host: u.Host}
 	if u.User != nil || u.Path != "" || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return invalidf("invalid --%s %q: URL must not have a path, query, fragment or user info; use %s", flagName, shown, bare.String())
 	}
-	if scheme == "unix" {
+	if scheme == "unix" || scheme == "unixs" {
 		return nil // the host part names a socket file; no port, no IP rule
 	}
 	_, examplePort, _ := net.SplitHostPort(strings.TrimPrefix(example, "http://"))

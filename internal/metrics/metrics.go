@@ -36,6 +36,10 @@ type Metrics struct {
 	LearnerLag          *prometheus.GaugeVec   // member: entries behind the leader's commit (leader only)
 	UnstartedMembers    prometheus.Gauge
 	LastMembershipIndex prometheus.Gauge
+
+	// ServerVersion is etcd's etcd_server_version{server_version} 1: the
+	// etcd API version served (tools and etcd's tests read it).
+	ServerVersion *prometheus.GaugeVec
 }
 
 // New creates and registers the collectors on a fresh registry.
@@ -79,6 +83,9 @@ func New() *Metrics {
 		Help: "Members added but not yet started (each unstarted voter still counts toward the quorum)."})
 	m.LastMembershipIndex = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "cadre", Subsystem: "membership", Name: "last_change_index",
 		Help: "The raft index of the last membership change applied."})
+	m.ServerVersion = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "version",
+		Help: "Which version is running. 1 for 'server_version' label with current version."}, []string{"server_version"})
+	r.MustRegister(m.ServerVersion)
 	r.MustRegister(m.HasLeader, m.IsLeader, m.IsLearner, m.LeaderChanges, m.ProposalsCommitted, m.ProposalsApplied,
 		m.ProposalsPending, m.ProposalsFailed, m.WALFsync, m.BackendCommit, m.DBTotalSize, m.SnapshotsSaved,
 		m.MembershipChanges, m.LearnerLag, m.UnstartedMembers, m.LastMembershipIndex,

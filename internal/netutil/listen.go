@@ -26,8 +26,9 @@ func IsSecure(scheme string) bool {
 // that did not stop cleanly is removed first, as etcd does.
 func Listen(u url.URL) (net.Listener, error) {
 	if IsUnix(u.Scheme) {
-		_ = os.Remove(u.Host)
-		return net.Listen("unix", u.Host)
+		p := SocketPath(u)
+		_ = os.Remove(p)
+		return net.Listen("unix", p)
 	}
 	return net.Listen("tcp", u.Host)
 }
@@ -39,3 +40,7 @@ func Network(scheme string) string {
 	}
 	return "tcp"
 }
+
+// SocketPath is the socket file a unix URL names: unix://name (relative to
+// the working directory) or unix:///absolute/path.
+func SocketPath(u url.URL) string { return u.Host + u.Path }

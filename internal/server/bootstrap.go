@@ -116,6 +116,7 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		peers:     map[uint64][]string{},
 		reqTimout: 5*time.Second + 2*cfg.ElectionTimeout,
 	}
+	s.metrics.ServerVersion.WithLabelValues(Version).Set(1)
 	s.peerTLS = peerTLS
 	s.peerClient = s.peerHTTP(0)
 	if err := checkRemovedMarker(cfg.DataDir); err != nil {

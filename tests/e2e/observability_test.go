@@ -34,6 +34,7 @@ func TestMetricsAndHTTPEndpoints(t *testing.T) {
 		"etcd_disk_wal_fsync_duration_seconds_count",
 		"etcd_disk_backend_commit_duration_seconds_count",
 		"etcd_mvcc_db_total_size_in_bytes",
+		`etcd_server_version{server_version="3.7.3"} 1`,
 	} {
 		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %q", name)
