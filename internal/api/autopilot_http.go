@@ -34,14 +34,6 @@ func registerAutopilotHTTP(mux *http.ServeMux, m Member) {
 	if !ok {
 		return
 	}
-	writeJSON := func(w http.ResponseWriter, code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	type errorJSON struct {
-		Error string `json:"error"`
-	}
 	mux.HandleFunc("GET "+pathAutopilot, func(w http.ResponseWriter, r *http.Request) {
 		st, err := am.AutopilotStatus()
 		if err != nil {

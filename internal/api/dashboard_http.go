@@ -36,36 +36,32 @@ func registerDashboardHTTP(mux *http.ServeMux, m Member) {
 	if !ok {
 		return
 	}
-	writeJSON := func(w http.ResponseWriter, code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
+	// The page polls: its answers must never come from a cache.
+	writeFresh := func(w http.ResponseWriter, code int, v any) {
 		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	type errorJSON struct {
-		Error string `json:"error"`
+		writeJSON(w, code, v)
 	}
 	mux.Handle(pathUI, ui.Handler())
 	mux.Handle("GET /ui", http.RedirectHandler(pathUI, http.StatusMovedPermanently))
 	mux.HandleFunc("GET "+pathDashboard, func(w http.ResponseWriter, r *http.Request) {
 		d, err := dm.Dashboard(r.Context())
 		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, errorJSON{reason(err)})
+			writeFresh(w, http.StatusServiceUnavailable, errorJSON{reason(err)})
 			return
 		}
-		writeJSON(w, http.StatusOK, d)
+		writeFresh(w, http.StatusOK, d)
 	})
 	mux.HandleFunc("POST "+pathUIAuthenticate, func(w http.ResponseWriter, r *http.Request) {
 		var req uiAuthenticateRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, errorJSON{`invalid login: ` + err.Error() + `; expected {"name":"...","password":"..."}`})
+			writeFresh(w, http.StatusBadRequest, errorJSON{`invalid login: ` + err.Error() + `; expected {"name":"...","password":"..."}`})
 			return
 		}
 		tok, err := m.Authenticate(r.Context(), req.Name, req.Password)
 		if err != nil {
-			writeJSON(w, http.StatusUnauthorized, errorJSON{reason(err)})
+			writeFresh(w, http.StatusUnauthorized, errorJSON{reason(err)})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+		writeFresh(w, http.StatusOK, map[string]string{"token": tok})
 	})
 }

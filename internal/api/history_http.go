@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -57,7 +56,7 @@ func registerHistoryHTTP(mux *http.ServeMux, m Member) {
 			} else if t, err := time.Parse(time.RFC3339, v); err == nil {
 				since = t
 			} else {
-				writeHistoryJSON(w, http.StatusBadRequest, map[string]string{"error": `invalid "since" ` + strconv.Quote(v) + `: expected a duration like 1h or an RFC 3339 time like 2026-12-03T10:00:00Z`})
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": `invalid "since" ` + strconv.Quote(v) + `: expected a duration like 1h or an RFC 3339 time like 2026-12-03T10:00:00Z`})
 				return
 			}
 		}
@@ -65,7 +64,7 @@ func registerHistoryHTTP(mux *http.ServeMux, m Member) {
 			after, err := strconv.ParseUint(v, 10, 64)
 			wait, werr := time.ParseDuration(q.Get("wait"))
 			if err != nil || werr != nil || wait <= 0 {
-				writeHistoryJSON(w, http.StatusBadRequest, map[string]string{"error": `"after" takes a raft index and needs "wait", a duration like 30s`})
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": `"after" takes a raft index and needs "wait", a duration like 30s`})
 				return
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), min(wait, 60*time.Second))
@@ -74,18 +73,12 @@ func registerHistoryHTTP(mux *http.ServeMux, m Member) {
 		}
 		recs, err := hm.MembershipHistory(since)
 		if err != nil {
-			writeHistoryJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
 		}
 		if recs == nil {
 			recs = []membership.AuditRecord{}
 		}
-		writeHistoryJSON(w, http.StatusOK, map[string]any{"records": recs})
+		writeJSON(w, http.StatusOK, map[string]any{"records": recs})
 	})
-}
-
-func writeHistoryJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }

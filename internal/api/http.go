@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"expvar"
 	"net/http"
 	"net/http/pprof"
@@ -46,11 +45,6 @@ type HTTPOptions struct {
 // etcd serves on client URLs.
 func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	mux := http.NewServeMux()
-	writeJSON := func(w http.ResponseWriter, code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
 	type healthJSON struct {
 		Health string `json:"health"`
 		Reason string `json:"reason"`

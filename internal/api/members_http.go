@@ -30,14 +30,6 @@ var dryRunActions = map[string]membership.ChangeKind{
 }
 
 func registerMembersHTTP(mux *http.ServeMux, m Member) {
-	writeJSON := func(w http.ResponseWriter, code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	type errorJSON struct {
-		Error string `json:"error"`
-	}
 	mux.HandleFunc("POST /cadre/v1/members/dry-run", func(w http.ResponseWriter, r *http.Request) {
 		var req dryRunRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {

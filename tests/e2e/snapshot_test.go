@@ -264,32 +264,7 @@ func TestMigrateFromEtcd(t *testing.T) {
 	client, dir, stopEtcd := startEtcd(t)
 	ctx := ctxFor(t, 2*time.Minute)
 	ecli := framework.NewClient(t, client)
-	mustPut := func(k, v string, opts ...clientv3.OpOption) {
-		t.Helper()
-		if _, err := ecli.Put(ctx, k, v, opts...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustPut("/m/a", "1")
-	mustPut("/m/history", "v1")
-	mustPut("/m/history", "v2")
-	mustPut("/m/gone", "x")
-	mustPut("/m/history", "v3")
-	if _, err := ecli.Compact(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
-	mustPut("/m/history", "v4")
-	if _, err := ecli.Delete(ctx, "/m/gone"); err != nil {
-		t.Fatal(err)
-	}
-	lease, err := ecli.Grant(ctx, 600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustPut("/m/leased", "l", clientv3.WithLease(lease.ID))
-	if _, err := ecli.Txn(ctx).Then(clientv3.OpPut("/m/t1", "a"), clientv3.OpPut("/m/t2", "b")).Commit(); err != nil {
-		t.Fatal(err)
-	}
+	lease := writeMigrationHistory(t, ctx, ecli)
 	wantNow, _ := etcdctlGet(t, client, "/m/", "--prefix")
 	wantOld, _ := etcdctlGet(t, client, "/m/", "--prefix", "--rev", "5")
 
@@ -409,4 +384,39 @@ func TestMigrateAuthFromEtcd(t *testing.T) {
 	if res := etcdctl(ep, "--user", "root:"+rootPW, "role", "get", "app"); res.Code != 0 || !strings.Contains(res.Stdout, "(prefix /app/)") {
 		t.Fatalf("role after migration: %s", res)
 	}
+}
+
+// writeMigrationHistory writes the history the migration tests carry from
+// one server to the other: a key, one with several revisions, one deleted,
+// a compaction at 3, a key on a 600 s lease, and a txn of two puts. It
+// returns the lease.
+func writeMigrationHistory(t *testing.T, ctx context.Context, cli *clientv3.Client) *clientv3.LeaseGrantResponse {
+	t.Helper()
+	mustPut := func(k, v string, opts ...clientv3.OpOption) {
+		t.Helper()
+		if _, err := cli.Put(ctx, k, v, opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPut("/m/a", "1")
+	mustPut("/m/history", "v1")
+	mustPut("/m/history", "v2")
+	mustPut("/m/gone", "x")
+	mustPut("/m/history", "v3")
+	if _, err := cli.Compact(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	mustPut("/m/history", "v4")
+	if _, err := cli.Delete(ctx, "/m/gone"); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := cli.Grant(ctx, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut("/m/leased", "l", clientv3.WithLease(lease.ID))
+	if _, err := cli.Txn(ctx).Then(clientv3.OpPut("/m/t1", "a"), clientv3.OpPut("/m/t2", "b")).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return lease
 }

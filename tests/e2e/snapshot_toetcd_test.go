@@ -32,32 +32,7 @@ func TestMigrateToEtcd(t *testing.T) {
 	c := framework.NewCluster(t, 3, framework.Options{})
 	ctx := ctxFor(t, 2*time.Minute)
 	cli := c.Client(t)
-	mustPut := func(k, v string, opts ...clientv3.OpOption) {
-		t.Helper()
-		if _, err := cli.Put(ctx, k, v, opts...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustPut("/m/a", "1")
-	mustPut("/m/history", "v1")
-	mustPut("/m/history", "v2")
-	mustPut("/m/gone", "x")
-	mustPut("/m/history", "v3")
-	if _, err := cli.Compact(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
-	mustPut("/m/history", "v4")
-	if _, err := cli.Delete(ctx, "/m/gone"); err != nil {
-		t.Fatal(err)
-	}
-	lease, err := cli.Grant(ctx, 600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustPut("/m/leased", "l", clientv3.WithLease(lease.ID))
-	if _, err := cli.Txn(ctx).Then(clientv3.OpPut("/m/t1", "a"), clientv3.OpPut("/m/t2", "b")).Commit(); err != nil {
-		t.Fatal(err)
-	}
+	lease := writeMigrationHistory(t, ctx, cli)
 	ep := c.Members[0].Endpoint()
 	wantNow, _ := etcdctlGet(t, ep, "/m/", "--prefix")
 	wantOld, _ := etcdctlGet(t, ep, "/m/", "--prefix", "--rev", "5")
