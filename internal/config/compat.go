@@ -90,7 +90,6 @@ var compatFlags = []compatFlag{
 	{name: "compact-hash-check-time", kind: kindDuration, def: "1m", usage: "Period of the leader's compaction hash check."},
 	{name: "compaction-batch-limit", kind: kindInt, def: "1000", usage: "Maximum revisions deleted in each compaction batch."},
 	{name: "compaction-sleep-interval", kind: kindDuration, usage: "Sleep between compaction batches."},
-	{name: "bootstrap-defrag-threshold-megabytes", kind: kindUint, def: "0", usage: "Defragment at start when that many MB would be freed."},
 	{name: "downgrade-check-time", kind: kindDuration, def: "5s", usage: "Period of the downgrade status check."},
 	{name: "unsafe-no-fsync", kind: kindBool, def: "false", same: []string{"false"}, usage: "Disable fsync (unsafe).", why: "Cadre always fsyncs"},
 

@@ -109,9 +109,12 @@ type Config struct {
 	// MembershipHistory is how many applied membership changes the audit
 	// trail keeps (carried in each change, so every member keeps the same).
 	MembershipHistory int
-	QuotaBackendBytes int64 // 0 = default (2 GiB)
-	EnablePprof       bool
-	DisableDashboard  bool // --disable-dashboard: no /ui/ page on the client URLs
+	// BootstrapDefragThresholdMB: defragment at start when at least this
+	// many MB would be freed (etcd's flag; 0 = never).
+	BootstrapDefragThresholdMB uint
+	QuotaBackendBytes          int64 // 0 = default (2 GiB)
+	EnablePprof                bool
+	DisableDashboard           bool // --disable-dashboard: no /ui/ page on the client URLs
 
 	// InitialCorruptCheck compares this member's key history with its
 	// peers' before it serves (etcd: --experimental-initial-corrupt-check,

@@ -131,7 +131,7 @@ var etcdV373Flags = []etcdFlag{
 	{"peer-skip-client-san-verification", "false", nil},
 	{"watch-progress-notify-interval", "200ms", func(c *Config) bool { return c.WatchProgressNotifyInterval == 200*time.Millisecond }},
 	{"warning-apply-duration", "1s", nil},
-	{"bootstrap-defrag-threshold-megabytes", "10", nil},
+	{"bootstrap-defrag-threshold-megabytes", "10", func(c *Config) bool { return c.BootstrapDefragThresholdMB == 10 }},
 	{"max-learners", "2", func(c *Config) bool { return c.MaxLearners == 2 }},
 	{"compaction-sleep-interval", "10ms", nil},
 	{"downgrade-check-time", "10s", nil},

@@ -81,6 +81,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.Var(msFlag{&c.ElectionTimeout}, "election-timeout", "Time (in `milliseconds`) for an election to timeout.")
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
 	fs.Uint64Var(&c.SnapshotCatchUpEntries, "snapshot-catchup-entries", c.SnapshotCatchUpEntries, "Number of entries kept after a snapshot so slow followers can catch up.")
+	fs.UintVar(&c.BootstrapDefragThresholdMB, "bootstrap-defrag-threshold-megabytes", c.BootstrapDefragThresholdMB, "Defragment the backend at start when at least that many MB would be freed (0: never).")
 	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.BoolVar(&c.StrictReconfigCheck, "strict-reconfig-check", c.StrictReconfigCheck, "Reject reconfiguration requests that would cause quorum loss.")

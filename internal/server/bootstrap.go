@@ -263,6 +263,7 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		return nil, err
 	}
 	s.metrics.DBTotalSize.Set(float64(s.store.Size()))
+	s.bootstrapDefrag()
 
 	s.lg.Info("starting member",
 		"name", cfg.Name, "data-dir", cfg.DataDir,
