@@ -35,6 +35,9 @@ type compatFlag struct {
 	same []string
 	// why is appended to the warning: what Cadre does instead.
 	why string
+	// deprecated, if set, opens the warning: etcd's own deprecation text,
+	// which operators and etcd's tests look for.
+	deprecated string
 	// check refuses values that would make Cadre do something other than
 	// the operator asked (etcd refuses them too, or they need a feature
 	// Cadre lacks).
@@ -44,7 +47,8 @@ type compatFlag struct {
 var compatFlags = []compatFlag{
 	// Member.
 	{name: "wal-dir", kind: kindString, usage: "Path to a dedicated WAL directory.", why: "the WAL stays in <data-dir>/member/wal"},
-	{name: "max-snapshots", kind: kindUint, def: "5", usage: "Maximum number of snapshot files to retain (deprecated in etcd v3.6)."},
+	{name: "max-snapshots", kind: kindUint, def: "5", usage: "Maximum number of snapshot files to retain (deprecated in etcd v3.6).",
+		deprecated: "--max-snapshots is deprecated in 3.6 and will be decommissioned in 3.8"},
 	{name: "max-wals", kind: kindUint, def: "5", usage: "Maximum number of WAL files to retain."},
 	{name: "initial-election-tick-advance", kind: kindBool, def: "true", usage: "Fast-forward initial election ticks on boot."},
 	{name: "memory-mlock", kind: kindBool, def: "false", same: []string{"false"}, usage: "Lock the backend's pages in RAM."},
@@ -69,7 +73,8 @@ var compatFlags = []compatFlag{
 	}},
 	{name: "discovery-proxy", kind: kindString, usage: "HTTP proxy for v2 discovery (deprecated in etcd)."},
 	{name: "pre-vote", kind: kindBool, def: "true", same: []string{"true"}, usage: "Enable raft Pre-Vote.", why: "Cadre always uses Pre-Vote"},
-	{name: "v2-deprecation", kind: kindString, def: "write-only", usage: "Phase of v2store deprecation (etcd ignores the value too).", why: "Cadre has no v2 store"},
+	{name: "v2-deprecation", kind: kindString, def: "write-only", usage: "Phase of v2store deprecation (etcd ignores the value too).", why: "Cadre has no v2 store",
+		deprecated: "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input"},
 	// Security.
 	{name: "peer-skip-client-san-verification", kind: kindBool, def: "false", same: []string{"true"}, usage: "Skip verifying peer client certificates' SANs against the remote address.", why: "Cadre never checks a peer certificate's SAN against the connection's address"},
 	{name: "cors", kind: kindString, def: "*", same: []string{"*", ""}, usage: "Allowed CORS origins.", why: "Cadre sends no CORS headers"},
@@ -223,6 +228,9 @@ func compatWarnings(vals map[string]*compatValue, set map[string]bool) []string 
 		}
 		if v.f.why != "" {
 			msg += ": " + v.f.why
+		}
+		if v.f.deprecated != "" {
+			msg = v.f.deprecated + "; " + msg
 		}
 		warnings = append(warnings, msg)
 	}
