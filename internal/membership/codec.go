@@ -97,9 +97,16 @@ func NewConfChange(kind ChangeKind, m *Member, id uint64, maxLearners int) (*raf
 }
 
 // RemoveEntryData is the data of a log entry removing id (used by
-// --force-new-cluster, which writes such entries itself).
-func RemoveEntryData(id uint64) []byte {
-	b, err := proto.Marshal(&raftpb.ConfChange{Type: new(raftpb.ConfChangeRemoveNode), NodeId: new(id)})
+// --force-new-cluster, which writes such entries itself); a, if not nil,
+// is what the audit trail records of it.
+func RemoveEntryData(id uint64, a *Audit) []byte {
+	cc := &raftpb.ConfChange{Type: new(raftpb.ConfChangeRemoveNode), NodeId: new(id)}
+	if a != nil {
+		if err := AttachAudit(cc, a); err != nil {
+			panic(fmt.Sprintf("membership: encoding a removal's audit cannot fail: %v", err))
+		}
+	}
+	b, err := proto.Marshal(cc)
 	if err != nil {
 		panic(fmt.Sprintf("membership: encoding a removal cannot fail: %v", err))
 	}

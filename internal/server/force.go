@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -83,7 +84,8 @@ func (s *Server) forceNewCluster(w *wal.WAL, rep *wal.Replay, applied uint64, lg
 	next := commit + 1
 	var added []*raftpb.Entry
 	for _, id := range others {
-		added = append(added, &raftpb.Entry{Type: new(raftpb.EntryConfChange), Term: new(term), Index: new(next), Data: membership.RemoveEntryData(id)})
+		audit := &membership.Audit{By: "force-new-cluster (on " + membership.IDString(s.id) + ")", At: time.Now().UnixMilli(), Keep: s.cfg.MembershipHistory}
+		added = append(added, &raftpb.Entry{Type: new(raftpb.EntryConfChange), Term: new(term), Index: new(next), Data: membership.RemoveEntryData(id, audit)})
 		next++
 	}
 	newCommit := commit + uint64(len(added))

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,11 @@ func TestForceNewCluster(t *testing.T) {
 	ml, err := one.MemberList(ctx)
 	if err != nil || len(ml.Members) != 1 {
 		t.Fatalf("members after force: %v (%v), want 1", ml, err)
+	}
+	// The audit trail records the two removals the force wrote.
+	res := framework.RunProcess(t, framework.Cadrectl(t), []string{"--endpoints", survivor.Endpoint(), "member", "history", "-w", "json"}, nil)
+	if res.Code != 0 || strings.Count(res.Stdout, `"by":"force-new-cluster`) != 2 {
+		t.Errorf("member history after --force-new-cluster: want two removals by force-new-cluster: %s", res)
 	}
 
 	// The change lives in the log: a restart without the flag stays alone.
