@@ -174,7 +174,9 @@ func Server(f Files, o Options, flag string) (*tls.Config, error) {
 
 // ErrNotAllowed means a verified peer certificate is not one the
 // --peer-cert-allowed-cn / --peer-cert-allowed-hostname rules accept.
-var ErrNotAllowed = errors.New("peer certificate not allowed")
+// The text is etcd's ("client certificate authentication failed"), which
+// operators and etcd's tests search for.
+var ErrNotAllowed = errors.New("client certificate authentication failed")
 
 func checkAllowed(cs tls.ConnectionState, cns, hostnames []string, flag string) error {
 	if len(cs.PeerCertificates) == 0 {
