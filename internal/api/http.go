@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"errors"
 	"expvar"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -80,18 +82,38 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, healthJSON{"true", ""})
 	})
+	// /livez and /readyz run etcd's named checks; ?verbose lists each one
+	// ("[+]name ok"), ?exclude=name skips one, as etcd's handlers do.
+	readRange := func(r *http.Request, serializable bool) error {
+		ctx, cancel := context.WithTimeout(r.Context(), opts.Timeout)
+		defer cancel()
+		_, err := m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: serializable, CountOnly: true})
+		return err
+	}
+	serializable := namedCheck{"serializable_read", func(r *http.Request) error { return readRange(r, true) }}
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte("ok\n"))
+		runChecks(w, r, "livez", []namedCheck{serializable})
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := check(r); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("[-]linearizable_read failed: " + reason(err) + "\nreadyz check failed\n"))
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte("ok\n"))
+		runChecks(w, r, "readyz", []namedCheck{
+			{"data_corruption", func(r *http.Request) error {
+				al, err := m.Alarm(r.Context(), &pb.AlarmRequest{Action: pb.AlarmRequest_GET, Alarm: pb.AlarmType_CORRUPT})
+				if err == nil && len(al.Alarms) > 0 {
+					return errors.New("alarm activated: CORRUPT")
+				}
+				return nil
+			}},
+			serializable,
+			{"linearizable_read", func(r *http.Request) error {
+				if m.Leader() == 0 {
+					return cerr.ErrNoLeader
+				}
+				if !m.IsReady() {
+					return errNotReady
+				}
+				return readRange(r, false)
+			}},
+		})
 	})
 	mux.Handle("/debug/vars", expvar.Handler()) // as etcd serves it
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
@@ -154,4 +176,43 @@ func reason(err error) string {
 		return a.Error()
 	}
 	return status.Convert(togRPC(err)).Message()
+}
+
+// namedCheck is one of the checks /livez and /readyz run.
+type namedCheck struct {
+	name string
+	run  func(*http.Request) error
+}
+
+// runChecks answers as etcd's /livez and /readyz: 200 "ok" when every check
+// not excluded passes, else 503 naming the failures; ?verbose lists all.
+func runChecks(w http.ResponseWriter, r *http.Request, path string, checks []namedCheck) {
+	q := r.URL.Query()
+	_, verbose := q["verbose"]
+	excluded := q["exclude"]
+	var b strings.Builder
+	failed := false
+	for _, c := range checks {
+		if slices.Contains(excluded, c.name) {
+			if verbose {
+				fmt.Fprintf(&b, "[+]%s excluded: ok\n", c.name)
+			}
+			continue
+		}
+		if err := c.run(r); err != nil {
+			failed = true
+			fmt.Fprintf(&b, "[-]%s failed: %s\n", c.name, reason(err))
+		} else if verbose {
+			fmt.Fprintf(&b, "[+]%s ok\n", c.name)
+		}
+	}
+	if failed {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(&b, "%s check failed\n", path)
+		_, _ = w.Write([]byte(b.String()))
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	b.WriteString("ok\n")
+	_, _ = w.Write([]byte(b.String()))
 }

@@ -49,6 +49,13 @@ func TestMetricsAndHTTPEndpoints(t *testing.T) {
 	}
 	httpGet(t, base+"/livez", 200)
 	httpGet(t, base+"/readyz", 200)
+	// etcd's verbose form names each check.
+	if body := httpGet(t, base+"/readyz?verbose", 200); !strings.Contains(body, "[+]data_corruption ok") || !strings.Contains(body, "[+]linearizable_read ok") {
+		t.Errorf("/readyz?verbose = %q", body)
+	}
+	if body := httpGet(t, base+"/livez?verbose=true", 200); !strings.Contains(body, "[+]serializable_read ok") {
+		t.Errorf("/livez?verbose = %q", body)
+	}
 	var v map[string]string
 	if err := json.Unmarshal([]byte(httpGet(t, base+"/version", 200)), &v); err != nil || !strings.HasPrefix(v["etcdserver"], "3.7") {
 		t.Fatalf("/version = %v (%v)", v, err)
