@@ -164,6 +164,9 @@ func (b *bench) main(ctx context.Context, out string, cadreOnly bool) error {
 	if m.FsyncP50ms, m.FsyncP99ms, err = fsyncLatency(out, m.FsyncIters); err != nil {
 		return fmt.Errorf("measuring fsync latency in %s: %w", out, err)
 	}
+	if err := m.measureFloor(); err != nil {
+		return err
+	}
 	b.logf("%s", m)
 
 	root, err := moduleRoot()

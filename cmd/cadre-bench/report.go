@@ -143,6 +143,13 @@ type machine struct {
 	FsyncP50ms  float64 `json:"fdatasync_256b_p50_ms"`
 	FsyncP99ms  float64 `json:"fdatasync_256b_p99_ms"`
 	FsyncIters  int     `json:"fdatasync_iterations"`
+	// The floor (floor.go): loopback and gRPC round trips, and the
+	// lowest put latency they allow a 3-member cluster.
+	LoopbackP50ms float64 `json:"loopback_rtt_p50_ms"`
+	LoopbackP99ms float64 `json:"loopback_rtt_p99_ms"`
+	GRPCP50ms     float64 `json:"grpc_unary_rtt_p50_ms"`
+	GRPCP99ms     float64 `json:"grpc_unary_rtt_p99_ms"`
+	PutFloorMS    float64 `json:"put_1_client_floor_ms"`
 	Started     string  `json:"started"`
 }
 
@@ -208,8 +215,11 @@ func fsyncLatency(dir string, iters int) (p50, p99 float64, err error) {
 }
 
 func (m machine) String() string {
-	return fmt.Sprintf("machine: %d cores (%s), %d MiB RAM, Linux %s, %s\ndata disk %s: write+fdatasync 256 B p50 %.3f ms, p99 %.3f ms (%d iterations)",
-		m.Cores, m.CPU, m.MemTotalMiB, m.Kernel, m.GoVersion, m.DataDir, m.FsyncP50ms, m.FsyncP99ms, m.FsyncIters)
+	return fmt.Sprintf("machine: %d cores (%s), %d MiB RAM, Linux %s, %s\ndata disk %s: write+fdatasync 256 B p50 %.3f ms, p99 %.3f ms (%d iterations)"+
+		"\nloopback TCP round trip p50 %.3f ms, p99 %.3f ms; gRPC unary round trip (empty handler) p50 %.3f ms, p99 %.3f ms"+
+		"\nfloor of put, 1 client, 3 members (gRPC + peer round trip + one fdatasync): %.3f ms",
+		m.Cores, m.CPU, m.MemTotalMiB, m.Kernel, m.GoVersion, m.DataDir, m.FsyncP50ms, m.FsyncP99ms, m.FsyncIters,
+		m.LoopbackP50ms, m.LoopbackP99ms, m.GRPCP50ms, m.GRPCP99ms, m.PutFloorMS)
 }
 
 // writeSummary writes summary.json and table.txt into out.

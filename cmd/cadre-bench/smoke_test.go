@@ -25,6 +25,10 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("cadre-bench -smoke exited %d; stderr:\n%s", code, stderr.String())
 	}
 
+	// The machine's floor is measured and reported with every run.
+	if !strings.Contains(stdout.String(), "floor of put, 1 client, 3 members") || !strings.Contains(stdout.String(), "gRPC unary round trip") {
+		t.Errorf("the report lacks the machine's floor")
+	}
 	lines := strings.Split(stdout.String(), "\n")
 	for _, row := range rows() {
 		var line string
