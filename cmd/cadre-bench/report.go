@@ -150,7 +150,7 @@ type machine struct {
 	GRPCP50ms     float64 `json:"grpc_unary_rtt_p50_ms"`
 	GRPCP99ms     float64 `json:"grpc_unary_rtt_p99_ms"`
 	PutFloorMS    float64 `json:"put_1_client_floor_ms"`
-	Started     string  `json:"started"`
+	Started       string  `json:"started"`
 }
 
 func describeMachine(dataDir string) machine {
