@@ -53,18 +53,29 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	}
 	// check performs a read: linearizable unless ?serializable=true, as
 	// etcd's /health does, so "healthy" means "can answer a client".
-	check := func(r *http.Request) error {
+	readRange := func(r *http.Request, serializable bool) error {
+		ctx, cancel := context.WithTimeout(r.Context(), opts.Timeout)
+		defer cancel()
+		_, err := m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: serializable, CountOnly: true})
+		return err
+	}
+	// serving is what a linearizable read needs before it is tried.
+	serving := func() error {
 		if m.Leader() == 0 {
 			return cerr.ErrNoLeader
 		}
 		if !m.IsReady() {
 			return errNotReady
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), opts.Timeout)
-		defer cancel()
+		return nil
+	}
+	check := func(r *http.Request) error {
+		if err := serving(); err != nil {
+			return err
+		}
 		// An active alarm makes the member unhealthy, as in etcd, unless
 		// the caller excludes it (?exclude=NOSPACE).
-		if al, err := m.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_GET}); err == nil {
+		if al, err := m.Alarm(r.Context(), &pb.AlarmRequest{Action: pb.AlarmRequest_GET}); err == nil {
 			excluded := r.URL.Query()["exclude"]
 			for _, a := range al.Alarms {
 				if name := a.Alarm.String(); !slices.Contains(excluded, name) {
@@ -72,8 +83,7 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 				}
 			}
 		}
-		_, err := m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: r.URL.Query().Get("serializable") == "true", CountOnly: true})
-		return err
+		return readRange(r, r.URL.Query().Get("serializable") == "true")
 	}
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		if err := check(r); err != nil {
@@ -84,12 +94,6 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	})
 	// /livez and /readyz run etcd's named checks; ?verbose lists each one
 	// ("[+]name ok"), ?exclude=name skips one, as etcd's handlers do.
-	readRange := func(r *http.Request, serializable bool) error {
-		ctx, cancel := context.WithTimeout(r.Context(), opts.Timeout)
-		defer cancel()
-		_, err := m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: serializable, CountOnly: true})
-		return err
-	}
 	serializable := namedCheck{"serializable_read", func(r *http.Request) error { return readRange(r, true) }}
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
 		runChecks(w, r, "livez", []namedCheck{serializable})
@@ -105,11 +109,8 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 			}},
 			serializable,
 			{"linearizable_read", func(r *http.Request) error {
-				if m.Leader() == 0 {
-					return cerr.ErrNoLeader
-				}
-				if !m.IsReady() {
-					return errNotReady
+				if err := serving(); err != nil {
+					return err
 				}
 				return readRange(r, false)
 			}},

@@ -212,16 +212,23 @@ func (p *probeTB) Fatalf(f string, a ...any) { p.msg = fmt.Sprintf(f, a...); run
 // etcdServerOrSkip returns the real etcd binary, or skips the test.
 func etcdServerOrSkip(t *testing.T) string {
 	t.Helper()
+	return toolOrSkip(t, "the etcd server", framework.EtcdServer)
+}
+
+// toolOrSkip returns the etcd tool get builds (from the module proxy, once),
+// or skips the test when it cannot be built here.
+func toolOrSkip(t *testing.T, what string, get func(testing.TB) string) string {
+	t.Helper()
 	p := &probeTB{TB: t}
 	var bin string
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		bin = framework.EtcdServer(p)
+		bin = get(p)
 	}()
 	<-done
 	if bin == "" {
-		t.Skipf("the etcd %s server is not available: %s", framework.EtcdVersion, p.msg)
+		t.Skipf("%s %s is not available: %s", what, framework.EtcdVersion, p.msg)
 	}
 	return bin
 }

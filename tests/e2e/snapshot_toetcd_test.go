@@ -123,18 +123,7 @@ func TestMigrateToEtcd(t *testing.T) {
 // etcdutlOrSkip returns the real etcdutl binary, or skips the test.
 func etcdutlOrSkip(t *testing.T) string {
 	t.Helper()
-	p := &probeTB{TB: t}
-	var bin string
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		bin = framework.Etcdutl(p)
-	}()
-	<-done
-	if bin == "" {
-		t.Skipf("etcdutl %s is not available: %s", framework.EtcdVersion, p.msg)
-	}
-	return bin
+	return toolOrSkip(t, "etcdutl", framework.Etcdutl)
 }
 
 // restoreIntoEtcd runs `etcdutl snapshot restore` of file into a data dir

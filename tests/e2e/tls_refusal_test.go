@@ -114,49 +114,16 @@ func TestTLSClientPortRefusals(t *testing.T) {
 				t.Errorf("plain HTTP to https %s answered 200", addr)
 			}
 		}
-		// Garbage bytes.
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = conn.Write([]byte("\x00\x01garbage\r\n\r\n"))
-		if !closedWithin(conn, 5*time.Second) {
-			t.Errorf("%s kept a connection that sent garbage", addr)
-		}
-		conn.Close()
+		expectGarbageClosed(t, addr)
 		// Many connections that never start a handshake: all closed after
 		// the 1 s timeout.
-		var idle []net.Conn
-		for range 50 {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			idle = append(idle, c)
-		}
-		start := time.Now()
-		for i, c := range idle {
-			if !closedWithin(c, 5*time.Second) {
-				t.Fatalf("%s: silent connection %d still open after %v", addr, i, time.Since(start))
-			}
-			c.Close()
-		}
-		if took := time.Since(start); took < 500*time.Millisecond {
+		idle := openConns(t, addr, 50, nil)
+		if took := expectAllClosed(t, addr, "silent", idle, 5*time.Second); took < 500*time.Millisecond {
 			t.Errorf("%s closed silent connections after %v, before the 1s handshake timeout", addr, took)
 		}
 	}
 	// No goroutine growth once the refused connections are gone.
-	var after int
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		after = goroutines(t, m.Endpoint(), good)
-		if after <= base+5 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if after > base+5 {
-		t.Errorf("goroutines grew from %d to %d after refused connections", base, after)
-	}
+	expectGoroutinesBack(t, m.Endpoint(), good, base, "refused connections")
 }
 
 // TestTLSPeerRefusals: a member whose peer certificate has a CommonName
@@ -284,5 +251,69 @@ func TestTLSCertificateRotation(t *testing.T) {
 	}
 	if res := c.Etcdctl(t, "put", "/tls/rotated", "yes"); res.Code != 0 {
 		t.Fatalf("etcdctl after rotation: %s", res)
+	}
+}
+
+// expectGarbageClosed sends garbage bytes to addr; the server must close
+// the connection within 5 s.
+func expectGarbageClosed(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("\x00\x01garbage\r\n\r\n"))
+	if !closedWithin(conn, 5*time.Second) {
+		t.Errorf("%s kept a connection that sent garbage", addr)
+	}
+}
+
+// openConns opens n connections to addr, each sending first (which may be
+// empty) and then nothing.
+func openConns(t *testing.T, addr string, n int, first []byte) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first) > 0 {
+			_, _ = c.Write(first)
+		}
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// expectAllClosed waits for the server to close every one of conns, each
+// within d, and returns how long that took.
+func expectAllClosed(t *testing.T, addr, what string, conns []net.Conn, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for i, c := range conns {
+		if !closedWithin(c, d) {
+			t.Fatalf("%s: %s connection %d still open after %v", addr, what, i, time.Since(start))
+		}
+		c.Close()
+	}
+	return time.Since(start)
+}
+
+// expectGoroutinesBack waits up to 5 s for the member's goroutine count to
+// come back to within 5 of base.
+func expectGoroutinesBack(t *testing.T, endpoint string, cfg *tls.Config, base int, after string) {
+	t.Helper()
+	var n int
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		n = goroutines(t, endpoint, cfg)
+		if n <= base+5 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n > base+5 {
+		t.Errorf("goroutines grew from %d to %d after %s", base, n, after)
 	}
 }
