@@ -125,6 +125,7 @@ func HTTPHandler(m Member, opts HTTPOptions) http.Handler {
 	mux.Handle("/v3beta/", gw)
 	registerMembersHTTP(mux, m)
 	registerAutopilotHTTP(mux, m)
+	registerJoinHTTP(mux, m)
 	registerHistoryHTTP(mux, m)
 	if !opts.DisableDashboard {
 		registerDashboardHTTP(mux, m) // the /ui/ page and its data

@@ -61,7 +61,7 @@ type Result struct {
 // already held (replayed) and those refused, whose NodeId is then 0 so
 // raft treats them as a no-op, as every member does.
 type ConfChange struct {
-	Raft   *raftpb.ConfChange
+	Raft   raftpb.ConfChangeI
 	Change membership.ConfChange
 	Fresh  bool   // applied now, not skipped as already held by the backend
 	Err    error  // why the change was refused (nil: applied or skipped)
@@ -125,8 +125,8 @@ func (a *Applier) Apply(ents []*raftpb.Entry, sync bool) (Outcome, error) {
 				res.ID, res.Index = id, e.GetIndex()
 				out.Results = append(out.Results, res)
 			}
-		case raftpb.EntryConfChange:
-			raw, cc, err := membership.DecodeConfChange(e.GetData())
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			raw, cc, err := decodeConfChange(e)
 			if raw == nil {
 				b.Abort()
 				return out, fmt.Errorf("decoding conf change at %d: %w", e.GetIndex(), err)
@@ -138,14 +138,14 @@ func (a *Applier) Apply(ents []*raftpb.Entry, sync bool) (Outcome, error) {
 			if err == nil && fresh {
 				err = a.cfg.Members.Apply(cc)
 			}
-			if fresh && raw != nil {
+			if fresh && !cc.LeaveJoint {
 				a.recordAudit(b, e, cc, before, err)
 			}
 			if err != nil {
 				if fresh {
 					a.lg.Warn("rejected configuration change at apply", "type", cc.Type.String(), "member", membership.IDString(cc.NodeID), "error", err.Error())
 				}
-				raw.NodeId = new(uint64(0))
+				raw = noop(raw)
 			}
 			membershipChanged = membershipChanged || (fresh && err == nil)
 			sync = true // the membership must be in the file itself
@@ -299,4 +299,31 @@ func (a *Applier) recoverLeases() error {
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
 	a.cfg.Lessor.Recover(infos)
 	return nil
+}
+
+// decodeConfChange decodes either kind of membership entry. The raft
+// message is nil only when the entry cannot be decoded at all.
+func decodeConfChange(e *raftpb.Entry) (raftpb.ConfChangeI, membership.ConfChange, error) {
+	if e.GetType() == raftpb.EntryConfChangeV2 {
+		raw, cc, err := membership.DecodeConfChangeV2(e.GetData())
+		if raw == nil {
+			return nil, cc, err
+		}
+		return raw, cc, err
+	}
+	raw, cc, err := membership.DecodeConfChange(e.GetData())
+	if raw == nil {
+		return nil, cc, err
+	}
+	return raw, cc, err
+}
+
+// noop is what raft is told of a change refused at apply, so that every
+// member's raft configuration stays what its membership says.
+func noop(raw raftpb.ConfChangeI) raftpb.ConfChangeI {
+	if v1, ok := raw.AsV1(); ok {
+		v1.NodeId = new(uint64(0))
+		return v1
+	}
+	return membership.NoopConfChangeV2()
 }

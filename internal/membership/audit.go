@@ -92,6 +92,12 @@ func ActionOf(kind ChangeKind, learner bool) string {
 
 // ActionOfConfChange names an applied conf change.
 func ActionOfConfChange(cc ConfChange, before []*Member) string {
+	switch {
+	case cc.LeaveJoint:
+		return "leave-joint"
+	case cc.Old != 0:
+		return "replace"
+	}
 	switch cc.Type {
 	case raftpb.ConfChangeAddLearnerNode:
 		return "add-learner"

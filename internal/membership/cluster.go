@@ -35,6 +35,13 @@ type Member struct {
 	// Incarnation is the data dir this member last recorded (see
 	// schema.WALMetadata); peers refuse the member ID with another.
 	Incarnation uint64 `json:"incarnation,omitempty"`
+	// AutoPromote marks a learner added by `cadre --join`: the leader
+	// promotes it once it is ready, whatever the autopilot settings.
+	AutoPromote bool `json:"autoPromote,omitempty"`
+	// Replaces marks a learner added to take a voter's place (`member
+	// replace`, `cadre --join --replace`): once it is ready, the leader
+	// swaps it in and that voter out in one joint-consensus change.
+	Replaces uint64 `json:"replaces,omitempty"`
 }
 
 // Started reports whether the member has published its name: a member added

@@ -24,6 +24,10 @@ type confContext struct {
 	// Audit is what the trail records of the change (audit.go); absent in
 	// entries written before the trail, and in bootstrap and recovery.
 	Audit *Audit `json:"audit,omitempty"`
+	// SwapOut is the voter a swap (ConfChangeV2) removes; RequestID its
+	// proposer's waiter (a ConfChangeV2 has no ID field).
+	SwapOut   uint64 `json:"swapOut,omitempty"`
+	RequestID uint64 `json:"requestID,omitempty"`
 }
 
 // ConfChange is one decoded membership entry.
@@ -38,6 +42,12 @@ type ConfChange struct {
 	RequestID uint64
 	// Audit is the trail's information, nil if the entry has none.
 	Audit *Audit
+	// Old is the voter a swap removes (Type is then AddNode: the learner
+	// NodeID becomes a voter in the same change).
+	Old uint64
+	// LeaveJoint marks raft's empty change that ends a joint
+	// configuration; it changes no member.
+	LeaveJoint bool
 }
 
 // MemberContext encodes m as a ConfChange context (also raft.Peer.Context

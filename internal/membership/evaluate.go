@@ -85,6 +85,10 @@ func Evaluate(v View, c Change) Verdict {
 	case c.Kind == ChangePromote && learners[c.ID]:
 		delete(learners, c.ID)
 		voters[c.ID] = true
+	case c.Kind == ChangeSwap && learners[c.ID] && voters[c.Old]:
+		delete(learners, c.ID)
+		delete(voters, c.Old)
+		voters[c.ID] = true
 	}
 	out.VotersAfter, out.LearnersAfter = sortedIDs(voters), sortedIDs(learners)
 	out.QuorumAfter = quorum(len(voters))

@@ -16,6 +16,21 @@ type Progress struct {
 	Leader  uint64
 	Commit  uint64
 	Members []MemberProgress
+	// Raft is the leader's raft configuration: who votes, and while a
+	// replace is under way (joint consensus) who voted before.
+	Raft RaftConfig
+}
+
+// RaftConfig is a raft configuration, IDs in hex.
+type RaftConfig struct {
+	Voters         []string `json:"voters"`
+	VotersOutgoing []string `json:"votersOutgoing,omitempty"`
+	Learners       []string `json:"learners,omitempty"`
+}
+
+// NewRaftConfig formats raft's configuration.
+func NewRaftConfig(voters, outgoing, learners []uint64) RaftConfig {
+	return RaftConfig{Voters: hexIDs(voters), VotersOutgoing: hexIDs(outgoing), Learners: hexIDs(learners)}
 }
 
 // MemberProgress is one member's replication progress.
@@ -32,6 +47,7 @@ type progressJSON struct {
 	Leader  string               `json:"leader"`
 	Commit  uint64               `json:"commit"`
 	Members []memberProgressJSON `json:"members"`
+	Raft    RaftConfig           `json:"raft"`
 }
 
 type memberProgressJSON struct {
@@ -45,7 +61,7 @@ type memberProgressJSON struct {
 
 // MarshalJSON writes IDs in hex, as etcdctl prints them.
 func (p Progress) MarshalJSON() ([]byte, error) {
-	out := progressJSON{Leader: IDString(p.Leader), Commit: p.Commit, Members: []memberProgressJSON{}}
+	out := progressJSON{Leader: IDString(p.Leader), Commit: p.Commit, Members: []memberProgressJSON{}, Raft: p.Raft}
 	for _, m := range p.Members {
 		out.Members = append(out.Members, memberProgressJSON{IDString(m.ID), m.Match, m.Lag, m.SnapshotInFlight, m.SnapshotBytesSent, m.SnapshotBytesTotal})
 	}
@@ -62,7 +78,7 @@ func (p *Progress) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*p = Progress{Leader: lead, Commit: in.Commit}
+	*p = Progress{Leader: lead, Commit: in.Commit, Raft: in.Raft}
 	for _, m := range in.Members {
 		id, err := ParseID(m.ID)
 		if err != nil {

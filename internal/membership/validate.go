@@ -38,6 +38,9 @@ const (
 	ChangeRemove
 	ChangeUpdate
 	ChangePromote
+	// ChangeSwap promotes learner ID and removes voter Old in one
+	// joint-consensus change (replace).
+	ChangeSwap
 )
 
 func (k ChangeKind) String() string {
@@ -50,6 +53,8 @@ func (k ChangeKind) String() string {
 		return "update"
 	case ChangePromote:
 		return "promote"
+	case ChangeSwap:
+		return "swap"
 	}
 	return "change(" + strconv.Itoa(int(k)) + ")"
 }
@@ -60,6 +65,12 @@ type Change struct {
 	ID        uint64   // remove/update/promote: the target; add: the new member's ID (already computed)
 	PeerURLs  []string // add/update
 	IsLearner bool     // add
+	// AutoPromote and Replaces are the intents an add records with the
+	// new learner (Member.AutoPromote, Member.Replaces).
+	AutoPromote bool
+	Replaces    uint64
+	// Old is the voter a swap removes.
+	Old uint64
 	// By is who asked (the audit trail): a user, a certificate's CN,
 	// "autopilot", or the client's address.
 	By string
@@ -210,6 +221,8 @@ func judge(v *View, c Change) judgement {
 		return judgeUpdate(v, c)
 	case ChangePromote:
 		return judgePromote(v, c)
+	case ChangeSwap:
+		return judgeSwap(v, c)
 	}
 	return judgement{err: fmt.Errorf("membership: unknown change kind %d: expected add, remove, update or promote", int(c.Kind)),
 		fix: "use member add, remove, update or promote"}
@@ -265,6 +278,11 @@ func urlOwner(v *View, urls []string, self uint64) (*Member, string) {
 func judgeAdd(v *View, c Change) judgement {
 	if j := checkURLs(c.PeerURLs); j.err != nil {
 		return j
+	}
+	if c.Replaces != 0 {
+		if j := judgeReplaceIntent(v, c); j.err != nil {
+			return j
+		}
 	}
 	switch r := checkAdd(v.Members, v.Removed, c.ID, c.PeerURLs, c.IsLearner, v.MaxLearners); r.err {
 	case nil:
@@ -425,20 +443,8 @@ func judgePromote(v *View, c Change) judgement {
 		return refuse("nothing to do", ErrNotLearner, "%s is already a voting member", labelID(v, m.ID))
 	}
 	// Readiness is checked even without the strict check, as in etcd.
-	const fix = "wait for the learner to catch up and retry; `cadrectl member list` shows its lag"
-	if !m.Started() || v.Match[m.ID] == 0 || v.ActiveSince[m.ID].IsZero() {
-		// A learner that never started (or is not connected now) has
-		// acknowledged nothing recent: with a small commit index its lag
-		// alone could look small, so it must be replicating to count.
-		return refuse("start the learner with the settings `member add` printed, wait until it has caught up, then promote it", ErrLearnerNotReady,
-			"learner %s is not replicating from the leader (started: %v, connected: %v, match %d)", labelID(v, m.ID), m.Started(), !v.ActiveSince[m.ID].IsZero(), v.Match[m.ID])
-	}
-	if v.SnapshotInFlight[m.ID] {
-		return refuse(fix, ErrLearnerNotReady, "learner %s is still receiving a snapshot (snapshot in flight)", labelID(v, m.ID))
-	}
-	if lag := v.lag(m.ID); lag > v.MaxLearnerLag {
-		return refuse(fix, ErrLearnerNotReady, "learner %s is %d entries behind the leader's commit index %d (match %d); it may be at most %d behind",
-			labelID(v, m.ID), lag, v.Commit, v.Match[m.ID], v.MaxLearnerLag)
+	if j := learnerReady(v, m); j.err != nil {
+		return j
 	}
 	voters := v.voters()
 	after := len(voters) + 1
@@ -456,6 +462,27 @@ func judgePromote(v *View, c Change) judgement {
 			labelID(v, m.ID), after, quorum(after), len(started), ids(unstarted))
 	}
 	return j2
+}
+
+// learnerReady is the readiness rule of a promotion (and of a swap): the
+// learner has started, is replicating, and is caught up.
+func learnerReady(v *View, m *Member) judgement {
+	const fix = "wait for the learner to catch up and retry; `cadrectl member list` shows its lag"
+	if !m.Started() || v.Match[m.ID] == 0 || v.ActiveSince[m.ID].IsZero() {
+		// A learner that never started (or is not connected now) has
+		// acknowledged nothing recent: with a small commit index its lag
+		// alone could look small, so it must be replicating to count.
+		return refuse("start the learner with the settings `member add` printed, wait until it has caught up, then promote it", ErrLearnerNotReady,
+			"learner %s is not replicating from the leader (started: %v, connected: %v, match %d)", labelID(v, m.ID), m.Started(), !v.ActiveSince[m.ID].IsZero(), v.Match[m.ID])
+	}
+	if v.SnapshotInFlight[m.ID] {
+		return refuse(fix, ErrLearnerNotReady, "learner %s is still receiving a snapshot (snapshot in flight)", labelID(v, m.ID))
+	}
+	if lag := v.lag(m.ID); lag > v.MaxLearnerLag {
+		return refuse(fix, ErrLearnerNotReady, "learner %s is %d entries behind the leader's commit index %d (match %d); it may be at most %d behind",
+			labelID(v, m.ID), lag, v.Commit, v.Match[m.ID], v.MaxLearnerLag)
+	}
+	return judgement{}
 }
 
 // target finds the member a remove/update/promote refers to. A removed ID

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -264,6 +267,22 @@ func (n *Node) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
 	n.confState = cs
 	n.snapMu.Unlock()
 	return cs
+}
+
+// ConfState returns a copy of raft's current configuration.
+func (n *Node) ConfState() *raftpb.ConfState {
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
+	return proto.Clone(n.confState).(*raftpb.ConfState)
+}
+
+// Outgoing reports whether id is a voter of the outgoing half of a joint
+// configuration: removed from the membership, but still voting until raft
+// leaves the joint configuration.
+func (n *Node) Outgoing(id uint64) bool {
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
+	return slices.Contains(n.confState.GetVotersOutgoing(), id)
 }
 
 // Applied records that everything up to index is applied (and committed to

@@ -73,7 +73,13 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 			continue
 		}
 		s.confChangeApplied(cc)
-		if cc.Change.Type == raftpb.ConfChangeRemoveNode && cc.Change.NodeID == s.id {
+		switch {
+		case cc.Change.LeaveJoint:
+			// A swapped-out member leaves only now: until raft left the
+			// joint configuration, its vote still counted.
+			selfRemoved = selfRemoved || s.cluster.IsRemoved(s.id)
+		case cc.Change.Old != 0:
+		case cc.Change.Type == raftpb.ConfChangeRemoveNode && cc.Change.NodeID == s.id:
 			selfRemoved = true
 		}
 	}
@@ -94,6 +100,24 @@ func (s *Server) applyBatch(ap *raftnode.Apply) error {
 // confChangeApplied brings the transport in line with an applied change.
 func (s *Server) confChangeApplied(cc apply.ConfChange) {
 	id := cc.Change.NodeID
+	switch {
+	case cc.Change.LeaveJoint:
+		// Drop the streams to members the swap removed: raft no longer
+		// counts them.
+		for _, gone := range s.peersNotIn(s.cluster.Members()) {
+			s.removePeer(gone)
+			if cc.Fresh {
+				s.lg.Info("left the joint configuration; removed the replaced member's streams", "member", membership.IDString(gone))
+			}
+		}
+		return
+	case cc.Change.Old != 0:
+		if cc.Fresh {
+			s.lg.Info("applied membership change: replaced a member (joint consensus)", "member", membership.IDString(id),
+				"replaced", membership.IDString(cc.Change.Old))
+		}
+		return
+	}
 	switch cc.Change.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
 		if m := s.cluster.Member(id); m != nil {

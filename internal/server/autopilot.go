@@ -58,6 +58,7 @@ func (s *Server) autopilotLoop() {
 	t := time.NewTicker(autopilotTick)
 	defer t.Stop()
 	readySince := map[uint64]time.Time{} // learner -> caught up and connected since
+	waiting := map[uint64]string{}       // learner with an intent -> why it waits, as last logged
 	for {
 		select {
 		case <-s.stopping:
@@ -75,6 +76,7 @@ func (s *Server) autopilotLoop() {
 			continue
 		}
 		v := s.view()
+		s.autopilotIntents(v, waiting)
 		if cfg.PromoteLearners {
 			s.autopilotPromote(cfg, v, readySince)
 		} else {
@@ -91,8 +93,8 @@ func (s *Server) autopilotLoop() {
 func (s *Server) autopilotPromote(cfg membership.Autopilot, v membership.View, readySince map[uint64]time.Time) {
 	seen := map[uint64]bool{}
 	for _, m := range v.Members {
-		if !m.IsLearner {
-			continue
+		if !m.IsLearner || m.Replaces != 0 || m.AutoPromote {
+			continue // not a learner, or one autopilotIntents takes care of
 		}
 		seen[m.ID] = true
 		caughtUp := v.Match[m.ID]+MaxLearnerLag >= v.Commit && !v.SnapshotInFlight[m.ID]
@@ -130,6 +132,50 @@ func (s *Server) autopilotPromote(cfg membership.Autopilot, v membership.View, r
 		if !seen[id] {
 			delete(readySince, id)
 		}
+	}
+}
+
+// autopilotIntents carries out what an add recorded with a learner,
+// whatever the autopilot settings: promote a member that joined with
+// --join, or swap a replacement in for the voter it replaces, each as soon
+// as the change passes the checks an operator's would (the learner has
+// started and caught up). Why a learner still waits is logged when it
+// changes.
+func (s *Server) autopilotIntents(v membership.View, waiting map[uint64]string) {
+	for _, m := range v.Members {
+		if !m.IsLearner || (!m.AutoPromote && m.Replaces == 0) {
+			delete(waiting, m.ID)
+			continue
+		}
+		change := membership.Change{Kind: membership.ChangePromote, ID: m.ID, By: "autopilot (cadre --join)"}
+		what := "promote a joined learner"
+		if m.Replaces != 0 {
+			change = membership.Change{Kind: membership.ChangeSwap, ID: m.ID, Old: m.Replaces, By: "autopilot (replace)"}
+			what = "swap in a replacement"
+			if v.Removed[m.Replaces] {
+				// The member it was to replace is gone already: taking
+				// its place is now a promotion.
+				change = membership.Change{Kind: membership.ChangePromote, ID: m.ID, By: "autopilot (replace; the replaced member was removed)"}
+			}
+		}
+		if verdict := membership.Evaluate(v, change); !verdict.Accepted {
+			if waiting[m.ID] != verdict.Detail {
+				waiting[m.ID] = verdict.Detail
+				s.lg.Info("autopilot: waiting to "+what, "member", membership.IDString(m.ID), "name", m.Name,
+					"replaces", membership.IDString(m.Replaces), "reason", verdict.Detail)
+			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.reqTimout)
+		_, err := s.ChangeMembers(ctx, change, false)
+		cancel()
+		if err != nil {
+			s.lg.Warn("autopilot: could not "+what+"; will retry", "member", membership.IDString(m.ID), "name", m.Name, "error", err.Error())
+			continue
+		}
+		delete(waiting, m.ID)
+		s.lg.Info("autopilot: done: "+what, "member", membership.IDString(m.ID), "name", m.Name, "replaced", membership.IDString(m.Replaces))
+		return // the view is stale now; look again next tick
 	}
 }
 

@@ -208,7 +208,7 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		Raft:      (*peerRaft)(s),
 		Snapshots: (*peerRaft)(s),
 		Logger:    lg.With(idAttr("cluster-id", s.ClusterID())),
-		IsRemoved: s.cluster.IsRemoved,
+		IsRemoved: s.peerRemoved,
 		OnRemoved: s.removedFromCluster,
 		// Data dir identity (identity.go).
 		Incarnation:      s.incarnation,

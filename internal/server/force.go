@@ -43,12 +43,29 @@ func (s *Server) forceNewCluster(w *wal.WAL, rep *wal.Replay, applied uint64, lg
 	for _, id := range cs.GetLearners() {
 		ids[id] = true
 	}
+	// A joint configuration (a replace in progress) must be left before
+	// the removals: raft refuses simple changes while it is joint.
+	joint := len(cs.GetVotersOutgoing()) > 0
 	var kept []*raftpb.Entry
 	for _, e := range rep.Entries {
 		if e.GetIndex() > commit {
 			break
 		}
 		kept = append(kept, e)
+		if e.GetType() == raftpb.EntryConfChangeV2 {
+			_, cc, err := membership.DecodeConfChangeV2(e.GetData())
+			switch {
+			case err != nil:
+				// Refused at apply (a no-op for raft too).
+			case cc.LeaveJoint:
+				joint = false
+			default:
+				joint = true
+				ids[cc.NodeID] = true
+				delete(ids, cc.Old)
+			}
+			continue
+		}
 		if e.GetType() != raftpb.EntryConfChange {
 			continue
 		}
@@ -83,6 +100,10 @@ func (s *Server) forceNewCluster(w *wal.WAL, rep *wal.Replay, applied uint64, lg
 	}
 	next := commit + 1
 	var added []*raftpb.Entry
+	if joint {
+		added = append(added, &raftpb.Entry{Type: new(raftpb.EntryConfChangeV2), Term: new(term), Index: new(next)})
+		next++
+	}
 	for _, id := range others {
 		audit := &membership.Audit{By: "force-new-cluster (on " + membership.IDString(s.id) + ")", At: time.Now().UnixMilli(), Keep: s.cfg.MembershipHistory}
 		added = append(added, &raftpb.Entry{Type: new(raftpb.EntryConfChange), Term: new(term), Index: new(next), Data: membership.RemoveEntryData(id, audit)})

@@ -31,6 +31,9 @@ var forwardableErrors = map[string]error{
 	"id-exists":          membership.ErrIDExists,
 	"id-not-found":       membership.ErrIDNotFound,
 	"peer-url-exists":    membership.ErrPeerURLExists,
+	"not-replacement":    membership.ErrNotReplacement,
+	"already-replaced":   membership.ErrAlreadyReplaced,
+	"join-refused":       ErrJoinRefused,
 	"no-leader":          cerr.ErrNoLeader,
 	"lease-not-found":    lease.ErrLeaseNotFound,
 	"lease-not-primary":  lease.ErrNotPrimary,
@@ -51,6 +54,26 @@ type changeRequest struct {
 	IsLearner bool                  `json:"isLearner"`
 	DryRun    bool                  `json:"dryRun"`
 	By        string                `json:"by,omitempty"`
+	// The intents an add records, and the voter a swap removes.
+	AutoPromote bool   `json:"autoPromote,omitempty"`
+	Replaces    string `json:"replaces,omitempty"`
+	Old         string `json:"old,omitempty"`
+}
+
+// optionalID formats an ID for a changeRequest ("" for none).
+func optionalID(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return membership.IDString(id)
+}
+
+// parseOptionalID reverses optionalID.
+func parseOptionalID(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return membership.ParseID(s)
 }
 
 func (s *Server) registerForwardHandlers(mux *http.ServeMux) {
@@ -61,16 +84,20 @@ func (s *Server) registerForwardHandlers(mux *http.ServeMux) {
 			http.Error(w, "bad membership change request: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		id, _ := membership.ParseID(req.ID)
-		if req.ID == "" {
-			id = 0
+		id, err1 := parseOptionalID(req.ID)
+		replaces, err2 := parseOptionalID(req.Replaces)
+		old, err3 := parseOptionalID(req.Old)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			http.Error(w, "bad membership change request: "+err.Error(), http.StatusBadRequest)
+			return
 		}
 		if !s.node.IsLeader() {
 			// Never forward twice: the caller retries against the new leader.
 			writeForwardError(w, cerr.ErrNotLeader)
 			return
 		}
-		res, err := s.ChangeMembers(r.Context(), membership.Change{Kind: req.Kind, ID: id, PeerURLs: req.PeerURLs, IsLearner: req.IsLearner, By: req.By}, req.DryRun)
+		res, err := s.ChangeMembers(r.Context(), membership.Change{Kind: req.Kind, ID: id, PeerURLs: req.PeerURLs, IsLearner: req.IsLearner, By: req.By,
+			AutoPromote: req.AutoPromote, Replaces: replaces, Old: old}, req.DryRun)
 		if err != nil {
 			writeForwardError(w, err)
 			return
@@ -120,10 +147,8 @@ func (s *Server) leaderPeerURL() (string, error) {
 }
 
 func (s *Server) forwardChange(ctx context.Context, c membership.Change, dryRun bool) (*membership.ChangeResult, error) {
-	req := changeRequest{Kind: c.Kind, PeerURLs: c.PeerURLs, IsLearner: c.IsLearner, DryRun: dryRun, By: c.By}
-	if c.ID != 0 {
-		req.ID = membership.IDString(c.ID)
-	}
+	req := changeRequest{Kind: c.Kind, ID: optionalID(c.ID), PeerURLs: c.PeerURLs, IsLearner: c.IsLearner, DryRun: dryRun, By: c.By,
+		AutoPromote: c.AutoPromote, Replaces: optionalID(c.Replaces), Old: optionalID(c.Old)}
 	var res membership.ChangeResult
 	if err := s.forward(ctx, http.MethodPost, "/cadre/members/change", req, &res); err != nil {
 		return nil, err

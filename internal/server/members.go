@@ -40,7 +40,7 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 		}
 		return s.forwardChange(ctx, c, dryRun)
 	}
-	if c.Kind == membership.ChangeRemove && c.ID == s.id && !dryRun {
+	if (c.Kind == membership.ChangeRemove && c.ID == s.id || c.Kind == membership.ChangeSwap && c.Old == s.id) && !dryRun {
 		// Removing the leader: hand leadership to the most caught-up
 		// voter first, so writes pause for a transfer, not an election.
 		if err := s.transferLeadership(ctx, "removing the leader"); err == nil {
@@ -52,7 +52,9 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 	s.confMu.Lock()
 	defer s.confMu.Unlock()
 
-	if c.Kind == membership.ChangeAdd {
+	if c.Kind == membership.ChangeAdd && c.ID == 0 {
+		// A joining member brings the ID it recorded in its data dir, so
+		// that a retry finds its own entry; everyone else gets a new one.
 		now := time.Now()
 		c.ID = membership.ComputeMemberID(c.PeerURLs, "", &now)
 	}
@@ -65,10 +67,16 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 		s.recordRefusal(c, err)
 		return nil, err
 	}
+	verdict := membership.Evaluate(v, c)
+	audit := &membership.Audit{By: c.By, At: v.Now.UnixMilli(), Verdict: verdictSummary(verdict), Keep: s.cfg.MembershipHistory}
+	if c.Kind == membership.ChangeSwap {
+		return s.swapMembers(ctx, c, audit)
+	}
 	var m *membership.Member
 	switch c.Kind {
 	case membership.ChangeAdd:
-		m = &membership.Member{ID: c.ID, PeerURLs: c.PeerURLs, IsLearner: c.IsLearner, AddedAt: time.Now().Unix()}
+		m = &membership.Member{ID: c.ID, PeerURLs: c.PeerURLs, IsLearner: c.IsLearner, AddedAt: time.Now().Unix(),
+			AutoPromote: c.AutoPromote, Replaces: c.Replaces}
 	case membership.ChangeUpdate:
 		m = s.cluster.Member(c.ID)
 		m.PeerURLs = c.PeerURLs
@@ -81,11 +89,12 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 	if err != nil {
 		return nil, err
 	}
-	verdict := membership.Evaluate(v, c)
-	if err := membership.AttachAudit(cc, &membership.Audit{By: c.By, At: v.Now.UnixMilli(), Verdict: verdictSummary(verdict), Keep: s.cfg.MembershipHistory}); err != nil {
+	if err := membership.AttachAudit(cc, audit); err != nil {
 		return nil, err
 	}
-	if err := s.proposeConfChange(ctx, cc); err != nil {
+	id := s.nextID()
+	cc.Id = new(id)
+	if err := s.proposeConfChange(ctx, id, cc); err != nil {
 		return nil, err
 	}
 	res := &membership.ChangeResult{Members: s.cluster.Members()}
@@ -95,10 +104,23 @@ func (s *Server) ChangeMembers(ctx context.Context, c membership.Change, dryRun 
 	return res, nil
 }
 
-// proposeConfChange replicates cc and waits until it is applied here.
-func (s *Server) proposeConfChange(ctx context.Context, cc *raftpb.ConfChange) error {
+// swapMembers proposes the joint-consensus swap of a validated c; the
+// caller holds confMu.
+func (s *Server) swapMembers(ctx context.Context, c membership.Change, audit *membership.Audit) (*membership.ChangeResult, error) {
 	id := s.nextID()
-	cc.Id = new(id)
+	cc, err := membership.NewSwapConfChange(s.cluster.Member(c.ID), c.Old, id, audit)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.proposeConfChange(ctx, id, cc); err != nil {
+		return nil, err
+	}
+	return &membership.ChangeResult{Members: s.cluster.Members(), Member: s.cluster.Member(c.ID)}, nil
+}
+
+// proposeConfChange replicates cc, whose waiter is id, and waits until it
+// is applied here.
+func (s *Server) proposeConfChange(ctx context.Context, id uint64, cc raftpb.ConfChangeI) error {
 	ch := s.reqs.Register(id)
 	ctx, cancel := context.WithTimeout(ctx, s.reqTimout)
 	defer cancel()
@@ -229,7 +251,9 @@ func (s *Server) MembersProgress(ctx context.Context) (*membership.Progress, err
 		return s.forwardProgress(ctx)
 	}
 	st := s.node.Status()
-	p := &membership.Progress{Leader: s.id, Commit: st.HardState.GetCommit()}
+	cs := s.node.ConfState()
+	p := &membership.Progress{Leader: s.id, Commit: st.HardState.GetCommit(),
+		Raft: membership.NewRaftConfig(cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners())}
 	for _, m := range s.cluster.Members() {
 		pr, ok := st.Progress[m.ID]
 		mp := membership.MemberProgress{ID: m.ID}

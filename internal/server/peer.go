@@ -113,6 +113,30 @@ func (s *Server) addPeer(m *membership.Member) {
 	s.tr.AddPeer(m.ID, m.PeerURLs)
 }
 
+// peersNotIn lists the transport's peers that are not in ms.
+func (s *Server) peersNotIn(ms []*membership.Member) []uint64 {
+	keep := map[uint64]bool{}
+	for _, m := range ms {
+		keep[m.ID] = true
+	}
+	s.peersMu.Lock()
+	defer s.peersMu.Unlock()
+	var out []uint64
+	for id := range s.peers {
+		if !keep[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// peerRemoved is the transport's judge of a sender: a removed member is
+// refused, except one raft still counts while it leaves a joint
+// configuration (replace).
+func (s *Server) peerRemoved(id uint64) bool {
+	return s.cluster.IsRemoved(id) && !s.node.Outgoing(id)
+}
+
 func (s *Server) removePeer(id uint64) {
 	s.peersMu.Lock()
 	defer s.peersMu.Unlock()
@@ -131,6 +155,7 @@ func (s *Server) registerPeerHandlers(mux *http.ServeMux) {
 		_ = json.NewEncoder(w).Encode(s.cluster.Members())
 	})
 	s.registerForwardHandlers(mux)
+	s.registerJoinHandlers(mux)
 	s.registerHashHandler(mux)
 	s.registerHandoffHandler(mux)
 }
