@@ -19,6 +19,7 @@ import (
 	"github.com/cadrekv/cadre/internal/config"
 	"github.com/cadrekv/cadre/internal/daemon"
 	"github.com/cadrekv/cadre/internal/discovery"
+	"github.com/cadrekv/cadre/internal/join"
 	"github.com/cadrekv/cadre/internal/logutil"
 	"github.com/cadrekv/cadre/internal/server"
 	"github.com/cadrekv/cadre/internal/tlsutil"
@@ -98,6 +99,21 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		if _, err := auth.ParseJWTOptions(opts); err != nil {
 			fmt.Fprintf(stderr, "cadre: invalid --auth-token: %v\n", err)
 			return exitBadConfig
+		}
+	}
+
+	// 4b. --join: pre-flight and add, before the member touches raft.
+	if cfg.Join.Enabled() {
+		jt, err := join.ClientTLS(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "cadre: invalid TLS configuration for --join: %v\n", err)
+			return exitBadConfig
+		}
+		err = join.Prepare(context.Background(), cfg, lg, join.TLS{PeerServer: tb.PeerServer, Client: jt, HandshakeTimeout: tb.HandshakeTimeout}, server.HasData(cfg.DataDir))
+		if err != nil {
+			lg.Error("could not join the cluster", "name", cfg.Name, "join", cfg.Join.URLs, "error", err.Error())
+			fmt.Fprintf(stderr, "cadre: %v\n", err)
+			return exitFailure
 		}
 	}
 

@@ -24,6 +24,7 @@ func (a *app) newMemberCommand() *cobra.Command {
 		a.newMemberListCommand(),
 		a.newMemberPromoteCommand(),
 		a.newMemberHistoryCommand(),
+		a.newMemberReplaceCommand(),
 	)
 	return cmd
 }

@@ -159,6 +159,8 @@ type Config struct {
 	InitialClusterSet bool
 
 	Discovery Discovery
+	// Join is how this member joins a running cluster by itself (--join).
+	Join Join
 	TLS       TLS
 	Auth      Auth
 }

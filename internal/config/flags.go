@@ -25,6 +25,7 @@ type rawFlags struct {
 	initialCluster, logOutputs, discoveryEndpoints                          string
 	featureGates                                                            string
 	configFile                                                              string
+	join                                                                    joinRaw
 	version                                                                 bool
 	tls                                                                     tlsRaw
 	compat                                                                  map[string]*compatValue
@@ -111,6 +112,7 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", c.ForceNewCluster, "Force to create a new one member cluster from this member's data.")
 	fs.BoolVar(&c.EnableV2, "enable-v2", c.EnableV2, "Ignored: cadre serves only the v3 API (accepted for etcd compatibility).")
 	defineDiscoveryFlags(fs, &c.Discovery, r)
+	defineJoinFlags(fs, &c.Join, &r.join)
 	defineTLSFlags(fs, &c.TLS, &r.tls)
 	fs.UintVar(&c.SelfSignedCertValidity, "self-signed-cert-validity", c.SelfSignedCertValidity, "Lifetime in years of the certificates --auto-tls and --peer-auto-tls generate.")
 	defineAuthFlags(fs, &c.Auth)
@@ -250,6 +252,9 @@ func finish(c *Config, r *rawFlags, set map[string]bool) error {
 	c.InitialCluster = m
 	c.LogOutputs = splitList(r.logOutputs)
 	c.Discovery.Endpoints = splitList(r.discoveryEndpoints)
+	if err := c.Join.finish(&r.join, set); err != nil {
+		return err
+	}
 	c.TLS.finish(&r.tls)
 	return nil
 }

@@ -44,6 +44,7 @@ func (c *Config) validateChecks(bootstrap bool) error {
 		c.validateLogging,
 		c.validateLater,
 		c.validateDiscovery,
+		c.validateJoin,
 		c.validateTLS,
 		c.validateAuth,
 	}

@@ -137,6 +137,7 @@ func (s *Server) start() {
 	go s.compactLoop()
 	go s.corruptCheckLoop()
 	go s.autopilotLoop()
+	go s.reportPromotion()
 }
 
 // watchFatal stops the member when raft reports a fatal error.
