@@ -161,8 +161,8 @@ type Config struct {
 	Discovery Discovery
 	// Join is how this member joins a running cluster by itself (--join).
 	Join Join
-	TLS       TLS
-	Auth      Auth
+	TLS  TLS
+	Auth Auth
 }
 
 // Discovery is how a new cluster's members find each other instead of
