@@ -143,7 +143,7 @@ func (a *Applier) Apply(ents []*raftpb.Entry, sync bool) (Outcome, error) {
 			}
 			if err != nil {
 				if fresh {
-					a.lg.Warn("rejected configuration change at apply", "type", cc.Type.String(), "member", membership.IDString(cc.NodeID), "error", err.Error())
+					a.lg.Warn("rejected configuration change at apply", "entry-type", e.GetType().String(), "type", cc.Type.String(), "member", membership.IDString(cc.NodeID), "error", err.Error())
 				}
 				raw = noop(raw)
 			}

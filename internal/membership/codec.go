@@ -164,6 +164,12 @@ func DecodeConfChange(data []byte) (*raftpb.ConfChange, ConfChange, error) {
 func (c *Cluster) Apply(cc ConfChange) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	switch {
+	case cc.LeaveJoint:
+		return nil // the swap already changed the members
+	case cc.Old != 0:
+		return c.swapLocked(cc)
+	}
 	members := c.memberList()
 	switch cc.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
@@ -180,7 +186,7 @@ func (c *Cluster) Apply(cc ConfChange) error {
 				if err := checkPromote(old, false); err != nil {
 					return err
 				}
-				old.IsLearner = false
+				old.IsLearner, old.AutoPromote, old.Replaces = false, false, 0
 				return nil
 			}
 		}
