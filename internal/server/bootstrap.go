@@ -123,6 +123,7 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 		return nil, err
 	}
 	haveWAL := wal.Exist(walDir(cfg.DataDir))
+	s.joined = !haveWAL && cfg.Join.Enabled()
 
 	// Stage 0: agree with the peers before anything is created on disk.
 	var join *joinPlan

@@ -3,7 +3,6 @@ package server
 import (
 	"time"
 
-	"github.com/cadrekv/cadre/internal/join"
 	"github.com/cadrekv/cadre/internal/membership"
 )
 
@@ -34,7 +33,6 @@ func (s *Server) reportPromotion() {
 		case !m.Started():
 			continue
 		}
-		join.CrashPoint("learner")
 		if waitingSince.IsZero() {
 			waitingSince = time.Now()
 		}

@@ -81,6 +81,7 @@ type Server struct {
 	confMu sync.Mutex // one membership change at a time (raft allows one pending)
 
 	peerClient *http.Client // forwards membership requests to the leader
+	joined     bool         // first start after `cadre --join` added this member
 	peerTLS    PeerTLS
 	// peerTransport is shared by every peer HTTP call (peerHTTP).
 	peerTransport     *http.Transport

@@ -7,6 +7,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 
+	"github.com/cadrekv/cadre/internal/join"
 	"github.com/cadrekv/cadre/internal/membership"
 )
 
@@ -87,6 +88,9 @@ func (s *Server) publish() {
 			ClientUrls: urlStrings(s.cfg.AdvertiseClientURLs),
 		},
 	}
+	// A member that has just joined with --join starts as a learner the
+	// leader promotes by itself (it may not have applied its own add yet).
+	awaitsPromotion := s.joined
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), s.reqTimout)
 		_, err := s.propose(ctx, &pb.InternalRaftRequest{ClusterMemberAttrSet: attrs})
@@ -94,6 +98,9 @@ func (s *Server) publish() {
 		if err == nil {
 			s.lg.Info("published local member to cluster through raft", "name", s.cfg.Name,
 				"client-urls", attrs.MemberAttributes.ClientUrls, "member-id", membership.IDString(s.id))
+			if awaitsPromotion {
+				join.CrashPoint("learner") // started, not yet (or only just) promoted
+			}
 			// Serve only data that agrees with the peers'.
 			if s.cfg.InitialCorruptCheck {
 				if err := s.checkCorruption(); err != nil {
