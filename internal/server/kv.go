@@ -52,11 +52,21 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	return resp.(*pb.TxnResponse), nil
 }
 
-// Compact proposes a compaction through raft.
+// Compact proposes a compaction through raft. It takes effect when
+// applied; the compacted revisions are then deleted in the background, and
+// a physical compaction also waits for that on this member, as in etcd.
 func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
 	if err != nil {
 		return nil, err
+	}
+	if r.Physical {
+		if err := s.store.WaitCompaction(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, s.proposeError(ctx, err)
+			}
+			return nil, err
+		}
 	}
 	return resp.(*pb.CompactionResponse), nil
 }
