@@ -19,8 +19,8 @@ import (
 // revisions are deleted from the kv bucket afterwards by the compactor
 // goroutine, in steps that look at no more than CompactionBatchLimit kv
 // entries, with CompactionSleepInterval between steps. A step holds the
-// write lock (wmu) only while it deletes, so applied batches (puts) go on
-// between steps. The step that finds nothing left records
+// write lock (wmu) only while it deletes and commits, so applied batches
+// (puts) go on between steps. The step that finds nothing left records
 // finished_compact_rev and commits.
 //
 // A kv entry at or below the compaction's revision is deleted iff the
@@ -259,28 +259,19 @@ func (s *Store) compactStep(stop <-chan struct{}, job *compactJob, limit int) (r
 		return res, err
 	}
 	res.deleted = len(dead)
-	switch {
-	case own && !s.deferred():
+	// Each step commits what it deleted (etcd forces a commit per batch
+	// too): left in a deferred transaction, thousands of deletions would
+	// make some later put pay for one large commit.
+	if own {
 		if err := tx.Commit(); err != nil {
 			return res, fmt.Errorf("mvcc: compaction: commit: %w", err)
 		}
-	case own:
-		// Deferred mode: the deletions ride with the next batches' commit.
-		s.wtx, s.wtxSince = tx, time.Now()
-		s.wtxOps += len(dead)
-	default:
-		s.wtxOps += len(dead)
+	} else if err := s.flushLocked(); err != nil {
+		return res, err
 	}
 	if !end {
 		res.more = true
 		return res, nil
-	}
-	// Finished: make it durable before anyone is told (Physical compaction
-	// requests wait for this).
-	if s.wtx != nil {
-		if err := s.flushLocked(); err != nil {
-			return res, err
-		}
 	}
 	s.mu.Lock()
 	s.finished = target
