@@ -2,6 +2,7 @@ package apply
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -123,6 +125,13 @@ func (r *replica) copyTo(path string) {
 // members, auth, the mvcc index's current view).
 func (r *replica) dump() string {
 	r.t.Helper()
+	// The file holds what compaction dropped until the background
+	// deletion is done; every replica's finished file is the same.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.store.WaitCompaction(ctx); err != nil {
+		r.t.Fatal(err)
+	}
 	var sb strings.Builder
 	p := filepath.Join(r.t.TempDir(), "dump.db")
 	r.copyTo(p)

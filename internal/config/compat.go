@@ -93,8 +93,6 @@ var compatFlags = []compatFlag{
 	{name: "distributed-tracing-sampling-rate", kind: kindInt, def: "0", usage: "Samples per million spans."},
 	// Features.
 	{name: "compact-hash-check-time", kind: kindDuration, def: "1m", usage: "Period of the leader's compaction hash check."},
-	{name: "compaction-batch-limit", kind: kindInt, def: "1000", usage: "Maximum revisions deleted in each compaction batch."},
-	{name: "compaction-sleep-interval", kind: kindDuration, usage: "Sleep between compaction batches."},
 	{name: "downgrade-check-time", kind: kindDuration, def: "5s", usage: "Period of the downgrade status check."},
 	{name: "unsafe-no-fsync", kind: kindBool, def: "false", same: []string{"false"}, usage: "Disable fsync (unsafe).", why: "Cadre always fsyncs"},
 

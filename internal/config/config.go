@@ -141,6 +141,13 @@ type Config struct {
 	BackendBatchInterval time.Duration
 	BackendBatchLimit    int
 
+	// CompactionBatchLimit and CompactionSleepInterval pace the deletion
+	// of compacted revisions, which runs in the background after a
+	// compaction: at most this many revisions looked at per step, this
+	// pause between steps (0 = etcd's defaults, 1000 and 10ms).
+	CompactionBatchLimit    int
+	CompactionSleepInterval time.Duration
+
 	// SelfSignedCertValidity is the lifetime in years of the certificates
 	// --auto-tls / --peer-auto-tls generate.
 	SelfSignedCertValidity uint

@@ -127,13 +127,13 @@ var etcdV373Flags = []etcdFlag{
 	// Features.
 	{"corrupt-check-time", "5m", func(c *Config) bool { return c.CorruptCheckTime == 5*time.Minute }},
 	{"compact-hash-check-time", "2m", nil},
-	{"compaction-batch-limit", "100", nil},
+	{"compaction-batch-limit", "100", func(c *Config) bool { return c.CompactionBatchLimit == 100 }},
 	{"peer-skip-client-san-verification", "false", nil},
 	{"watch-progress-notify-interval", "200ms", func(c *Config) bool { return c.WatchProgressNotifyInterval == 200*time.Millisecond }},
 	{"warning-apply-duration", "1s", nil},
 	{"bootstrap-defrag-threshold-megabytes", "10", func(c *Config) bool { return c.BootstrapDefragThresholdMB == 10 }},
 	{"max-learners", "2", func(c *Config) bool { return c.MaxLearners == 2 }},
-	{"compaction-sleep-interval", "10ms", nil},
+	{"compaction-sleep-interval", "20ms", func(c *Config) bool { return c.CompactionSleepInterval == 20*time.Millisecond }},
 	{"downgrade-check-time", "10s", nil},
 	{"snapshot-catchup-entries", "100", func(c *Config) bool { return c.SnapshotCatchUpEntries == 100 }},
 	// Unsafe.
@@ -258,9 +258,13 @@ func TestExperimentalAliases(t *testing.T) {
 		}
 	}
 	// An alias of a flag Cadre does not act on: deprecated and no effect.
-	_, warns = mustParse(t, []string{"--experimental-compaction-batch-limit=10"}, nil)
-	if joined := strings.Join(warns, "\n"); !strings.Contains(joined, "--experimental-compaction-batch-limit=10 is accepted for etcd compatibility, has no effect") {
+	_, warns = mustParse(t, []string{"--experimental-compact-hash-check-time=2m"}, nil)
+	if joined := strings.Join(warns, "\n"); !strings.Contains(joined, "--experimental-compact-hash-check-time=2m is accepted for etcd compatibility, has no effect") {
 		t.Errorf("warnings %q", warns)
+	}
+	c, _ = mustParse(t, []string{"--experimental-compaction-batch-limit=10", "--experimental-compaction-sleep-interval=5ms"}, nil)
+	if c.CompactionBatchLimit != 10 || c.CompactionSleepInterval != 5*time.Millisecond {
+		t.Errorf("compaction aliases did not set the flags: %d %v", c.CompactionBatchLimit, c.CompactionSleepInterval)
 	}
 	// From the environment too.
 	c, _ = mustParse(t, nil, []string{"ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL=4s"})

@@ -101,6 +101,8 @@ func newFlagSet(c *Config, r *rawFlags) *flag.FlagSet {
 	fs.Var(uint32Flag{&c.MaxConcurrentStreams}, "max-concurrent-streams", "Maximum concurrent gRPC streams each client connection can open.")
 	fs.DurationVar(&c.BackendBatchInterval, "backend-batch-interval", c.BackendBatchInterval, "Maximum time applied writes wait before the backend commits them (0 = 100ms).")
 	fs.IntVar(&c.BackendBatchLimit, "backend-batch-limit", c.BackendBatchLimit, "Maximum applied writes in one backend commit (0 = 10000).")
+	fs.IntVar(&c.CompactionBatchLimit, "compaction-batch-limit", c.CompactionBatchLimit, "Maximum revisions deleted in each compaction batch (0 = 1000); compacted revisions are deleted in the background.")
+	fs.DurationVar(&c.CompactionSleepInterval, "compaction-sleep-interval", c.CompactionSleepInterval, "Sleep between compaction batches (0 = 10ms).")
 
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.Logger, "logger", c.Logger, "Logger implementation; only zap (JSON logs like etcd's).")

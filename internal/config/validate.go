@@ -203,6 +203,10 @@ func (c *Config) validateLimits() error {
 		return invalidf("invalid --backend-batch-interval=%s: use a positive duration like 100ms (0 means the default)", c.BackendBatchInterval)
 	case c.BackendBatchLimit < 0:
 		return invalidf("invalid --backend-batch-limit=%d: use a positive count like 10000 (0 means the default)", c.BackendBatchLimit)
+	case c.CompactionBatchLimit < 0:
+		return invalidf("invalid --compaction-batch-limit=%d: use a positive count like 1000 (0 means the default)", c.CompactionBatchLimit)
+	case c.CompactionSleepInterval < 0:
+		return invalidf("invalid --compaction-sleep-interval=%s: use a positive duration like 10ms (0 means the default)", c.CompactionSleepInterval)
 	}
 	for _, d := range []struct {
 		flag string

@@ -145,7 +145,8 @@ func New(cfg *config.Config, lg *slog.Logger, peerTLS PeerTLS) (_ *Server, err e
 	}
 	s.store, err = mvcc.Open(dbPath(cfg.DataDir), mvcc.Options{Logger: lg, OnCommit: s.metrics.ObserveBackendCommit,
 		CommitInterval: cmp.Or(cfg.BackendBatchInterval, backendCommitInterval), CommitOps: cfg.BackendBatchLimit,
-		ProgressInterval: cfg.WatchProgressNotifyInterval})
+		ProgressInterval:     cfg.WatchProgressNotifyInterval,
+		CompactionBatchLimit: cfg.CompactionBatchLimit, CompactionSleepInterval: cfg.CompactionSleepInterval})
 	if err != nil {
 		return nil, fmt.Errorf("opening backend %s: %w", dbPath(cfg.DataDir), err)
 	}

@@ -43,8 +43,20 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 	return resp.(*pb.DeleteRangeResponse), nil
 }
 
-// Txn proposes a transaction through raft.
+// Txn proposes a transaction through raft. A read-only one (no put or
+// delete in any branch) is a read, as in etcd: served like Range, after a
+// ReadIndex barrier unless every range in it is serializable, and
+// evaluated locally at one revision, with no log entry. Permissions and
+// the txn limits were checked by the API layer, as for every txn.
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if mvcc.TxnReadOnly(r) {
+		if !txnSerializable(r) {
+			if err := s.linearizableBarrier(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return s.store.ReadTxn(r)
+	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {
 		return nil, err
@@ -52,11 +64,21 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	return resp.(*pb.TxnResponse), nil
 }
 
-// Compact proposes a compaction through raft.
+// Compact proposes a compaction through raft. It takes effect when
+// applied; the compacted revisions are then deleted in the background, and
+// a physical compaction also waits for that on this member, as in etcd.
 func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
 	if err != nil {
 		return nil, err
+	}
+	if r.Physical {
+		if err := s.store.WaitCompaction(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, s.proposeError(ctx, err)
+			}
+			return nil, err
+		}
 	}
 	return resp.(*pb.CompactionResponse), nil
 }
@@ -166,3 +188,17 @@ func (s *Server) linearizableBarrier(ctx context.Context) error {
 // NewWatchStream opens a watch stream on this member's store: watches are
 // served locally, from the member's own applied history.
 func (s *Server) NewWatchStream() *mvcc.WatchStream { return s.store.NewWatchStream() }
+
+// txnSerializable reports whether a read-only txn may be served without a
+// barrier: as etcd decides, every op of both branches is a serializable
+// range (a nested txn makes it linearizable).
+func txnSerializable(t *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{t.Success, t.Failure} {
+		for _, op := range ops {
+			if r := op.GetRequestRange(); r == nil || !r.Serializable {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -208,7 +208,15 @@ func exportMeta(itx *bolt.Tx, out *bolt.DB) error {
 		put("meta", []byte("consistent_index"), be(u64(schema.KeyAppliedIndex)))
 		put("meta", []byte("term"), be(u64(schema.KeyAppliedTerm)))
 		if rev := int64(u64(schema.KeyCompactedRev)); rev > 0 {
-			put("meta", []byte("finishedCompactRev"), etcdRevKey(rev, 0, false))
+			// A compaction whose deletions were under way is exported as
+			// etcd's unfinished one, which etcd finishes at start.
+			finished := rev
+			if mv.Get(schema.KeyFinishedCompactRev) != nil {
+				finished = min(rev, int64(u64(schema.KeyFinishedCompactRev)))
+			}
+			if finished > 0 {
+				put("meta", []byte("finishedCompactRev"), etcdRevKey(finished, 0, false))
+			}
 			put("meta", []byte("scheduledCompactRev"), etcdRevKey(rev, 0, false))
 		}
 		put("meta", []byte("storageVersion"), []byte(ExportStorageVersion))

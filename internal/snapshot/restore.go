@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -283,6 +284,10 @@ func finalizeDB(dbPath string, clusterID uint64, members []*membership.Member, p
 		}
 	}
 	err = b.Commit()
+	if err == nil {
+		// The restored file is handed over fully compacted.
+		err = s.WaitCompaction(context.Background())
+	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}

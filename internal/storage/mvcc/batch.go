@@ -351,9 +351,12 @@ func (b *Batch) DeleteKeys(keys [][]byte) (int64, error) {
 	return n, nil
 }
 
-// Compact removes history older than rev: for each key it keeps the newest
+// Compact compacts history at rev: for each key the index keeps the newest
 // write at or below rev unless that write is a deletion, and everything
-// newer. The compacted revision is saved in the same transaction.
+// newer. It is logical and immediate: the index is compacted and the
+// compacted revision saved in this transaction, so once the batch commits
+// reads below rev fail and nothing dropped can be read. The dropped
+// revisions are deleted from the file in the background (compactor.go).
 func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
 	if err := b.usable(); err != nil {
 		return nil, err
@@ -365,8 +368,8 @@ func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
 		return nil, fmt.Errorf("%w: requested %d, current %d", ErrFutureRev, rev, b.rev)
 	}
 	start := time.Now()
-	// Deleted revisions may be in the overlay: commit with this batch,
-	// which also empties the overlay.
+	// Committed before the compactor deletes anything, so a file never
+	// lacks revisions its compacted revision says it holds.
 	b.sync, b.dirty = true, true
 	type change struct {
 		ki   *keyIndex
@@ -381,11 +384,6 @@ func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
 	})
 	removed := 0
 	for _, c := range changes {
-		for _, e := range c.ki.revs[:c.drop] {
-			if err := b.kvb.Delete(appendRevKey(b.kbuf[:0], e.revision, e.tomb)); err != nil {
-				return nil, b.fail(fmt.Errorf("mvcc: compact: delete revision %d/%d: %w", e.main, e.sub, err))
-			}
-		}
 		removed += c.drop
 		if c.drop == len(c.ki.revs) {
 			b.tree.Delete(c.ki)
@@ -394,11 +392,20 @@ func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
 		b.tree.ReplaceOrInsert(&keyIndex{key: c.ki.key, revs: slices.Clone(c.ki.revs[c.drop:]),
 			create: c.ki.create, ver: c.ki.ver, gen: b.gen})
 	}
+	if b.mvccb.Get(keyFinishedCompactRev) == nil {
+		// First compaction of this file, or of a file from before
+		// background compaction: everything up to the old compacted
+		// revision is deleted already.
+		if err := putUint(b.mvccb, keyFinishedCompactRev, uint64(b.compacted)); err != nil {
+			return nil, b.fail(fmt.Errorf("mvcc: compact: save finished compaction: %w", err))
+		}
+	}
 	if err := putUint(b.mvccb, keyCompactedRev, uint64(rev)); err != nil {
 		return nil, b.fail(fmt.Errorf("mvcc: compact: save compacted revision: %w", err))
 	}
 	b.compacted = rev
-	b.s.log.Info("mvcc compacted", "revision", rev, "removed-revisions", removed, "took", time.Since(start))
+	b.s.log.Info("mvcc compacted index; old revisions are deleted in the background", "revision", rev,
+		"dropped-revisions", removed, "took", time.Since(start))
 	return &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: b.rev}}, nil
 }
 
@@ -501,8 +508,12 @@ func (b *Batch) Commit() error {
 			s.ov = b.ov
 		}
 	}
+	compacted := err == nil && b.compacted != s.finished && b.compacted > 0
 	b.release(commit)
 	s.mu.Unlock()
+	if compacted {
+		s.kickCompactor()
+	}
 	if commit {
 		if err != nil && s.wtxOps > 0 {
 			// Earlier published batches were rolled back with this one.

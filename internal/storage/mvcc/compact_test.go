@@ -1,18 +1,26 @@
 package mvcc
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
-// storedRevs lists the revision mains left in the kv bucket.
+// storedRevs lists the revision mains left in the kv bucket once the
+// background compaction has finished.
 func storedRevs(t *testing.T, s *Store) []int64 {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.WaitCompaction(ctx); err != nil {
+		t.Fatalf("WaitCompaction: %v", err)
+	}
 	var out []int64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketKV).ForEach(func(k, _ []byte) error {

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -122,6 +123,13 @@ func TestDeferredCommitTriggers(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	// The compactor's deletions share the write transaction and commit
+	// when it finishes: let it finish before counting again.
+	wctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := s.WaitCompaction(wctx); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 4 {
 		step("put under the ops limit", 0, func(b *Batch) { mustPut(t, b, "c", fmt.Sprint(i), 0) })
 	}

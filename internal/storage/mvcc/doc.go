@@ -20,7 +20,9 @@
 //	              ModRevision (the deletion revision)
 //	mvcc  store bookkeeping, each an 8-byte big-endian integer:
 //	      "applied_index", "applied_term" (raft position covered by this file),
-//	      "compacted_rev" (history older than it is gone)
+//	      "compacted_rev" (history older than it is gone for readers),
+//	      "finished_compact_rev" (the compaction whose dropped revisions
+//	      are all deleted from kv; see compactor.go)
 //	meta  opaque values the server stores with SetMeta (cluster ID,
 //	      membership, conf state, ...)
 //

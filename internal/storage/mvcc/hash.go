@@ -3,6 +3,8 @@ package mvcc
 import (
 	"encoding/binary"
 	"hash/crc32"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // HashKV hashes the key history up to and including revision rev (0 means
@@ -13,17 +15,27 @@ import (
 // compacted revision (history below it is gone, so compare only hashes
 // taken with the same compacted revision).
 func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compacted int64, err error) {
-	// The revision is read before the transaction opens: the transaction
-	// then holds at least everything up to it, and later revisions are
-	// skipped by the bound below.
-	// Flushed first, under wmu: the file then holds every revision up to cur.
+	// Flushed first, under wmu: the file then holds every published
+	// revision, and the compactor is between steps. The index is taken
+	// with the transaction: while a compaction's deletions are under way
+	// the file still holds revisions the index dropped, and those are
+	// hashed as if already deleted (as etcd's hash skips what its
+	// compaction does not keep), so the hash does not depend on how far
+	// this member's compactor got.
 	s.wmu.Lock()
 	if err := s.flushLocked(); err != nil {
 		s.wmu.Unlock()
 		return 0, 0, 0, err
 	}
-	cur, comp := s.Rev()
-	tx, err := s.readTx()
+	s.mu.RLock()
+	cur, comp, finished, tree, closed := s.rev, s.compacted, s.finished, s.tree, s.closed
+	var tx *bolt.Tx
+	if closed {
+		err = ErrClosed
+	} else {
+		tx, err = s.db.Begin(false)
+	}
+	s.mu.RUnlock()
 	s.wmu.Unlock()
 	if err != nil {
 		return 0, 0, 0, err
@@ -44,10 +56,24 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compacted int64, err er
 	h.Write([]byte("key"))
 	var upper [8]byte
 	binary.BigEndian.PutUint64(upper[:], uint64(rev+1))
+	probe := &keyIndex{}
 	c := tx.Bucket(bucketKV).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if string(k[:8]) >= string(upper[:]) {
 			break
+		}
+		if finished < comp && int64(binary.BigEndian.Uint64(k[:8])) <= comp {
+			r, _, err := parseRevKey(k)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			key, err := kvKey(v)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			if !holds(tree, probe, key, r) {
+				continue // dropped by the compaction, not yet deleted
+			}
 		}
 		h.Write(k)
 		h.Write(v)

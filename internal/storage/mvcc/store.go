@@ -38,6 +38,8 @@ var (
 	keyAppliedIndex = schema.KeyAppliedIndex
 	keyAppliedTerm  = schema.KeyAppliedTerm
 	keyCompactedRev = schema.KeyCompactedRev
+
+	keyFinishedCompactRev = schema.KeyFinishedCompactRev
 )
 
 const (
@@ -61,6 +63,14 @@ type Options struct {
 	// (and fsyncs) every batch.
 	CommitInterval time.Duration
 	CommitOps      int // 0 => 10,000 (etcd's batch limit)
+	// CompactionBatchLimit bounds the kv entries one background compaction
+	// step looks at (0 => 1000), CompactionSleepInterval is the pause
+	// between steps (0 => 10ms): etcd's --compaction-batch-limit and
+	// --compaction-sleep-interval (compactor.go).
+	CompactionBatchLimit    int
+	CompactionSleepInterval time.Duration
+
+	afterCompactStep func(stepResult) // tests: called after each compactor step that did work
 }
 
 // Store is the MVCC key-value state machine backed by one bbolt file.
@@ -85,6 +95,17 @@ type Store struct {
 	closed       bool
 
 	hub *hub // watchers; has its own lock, taken before mu
+
+	// Background compaction (compactor.go). finished and compactProgress
+	// are guarded by mu; finished changes only under wmu. epoch counts
+	// loads: the compactor restarts its scan on a new file.
+	finished        int64
+	epoch           uint64
+	compactProgress chan struct{} // closed when finished or the file changes
+	compactKick     chan struct{}
+	compactStop     chan struct{}
+	compactDone     chan struct{}
+	stopOnce        sync.Once
 
 	ov []pendingKV // writes published but not yet committed to bbolt; guarded by mu (and changed under wmu)
 
@@ -119,6 +140,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s.hub = newHub(s, opts.ProgressInterval, s.rev)
 	s.startFlusher()
+	s.startCompactor()
 	return s, nil
 }
 
@@ -157,23 +179,34 @@ func (s *Store) load() error {
 		return fmt.Errorf("mvcc: rebuild index from %s: %w", s.path, err)
 	}
 	s.db, s.tree = db, st.tree
-	s.rev, s.compacted = st.rev, st.compacted
+	s.rev, s.compacted, s.finished = st.rev, st.compacted, st.finished
 	s.appliedIndex, s.appliedTerm = st.index, st.term
+	s.epoch++
+	if s.compactProgress != nil {
+		close(s.compactProgress) // waiters re-check against the new file
+	}
+	s.compactProgress = make(chan struct{})
+	if s.compactKick != nil {
+		s.kickCompactor()
+	}
 	s.log.Info("mvcc store opened", "path", s.path, "keys", st.tree.Len(),
-		"revision", st.rev, "compacted", st.compacted, "applied-index", st.index,
-		"took", time.Since(start))
+		"revision", st.rev, "compacted", st.compacted, "compaction-finished", st.finished,
+		"applied-index", st.index, "took", time.Since(start))
 	return nil
 }
 
 type loaded struct {
-	tree           *index
-	rev, compacted int64
-	index, term    uint64
+	tree                     *index
+	rev, compacted, finished int64
+	index, term              uint64
 }
 
 // rebuild scans the kv bucket in revision order and replays it into a new
 // index; the current revision is the newest write (or the compacted revision
-// if compaction removed that write, e.g. a trailing tombstone).
+// if compaction removed that write, e.g. a trailing tombstone). When the
+// file holds a compaction whose deletions did not finish (a crash while
+// the compactor ran), the index is compacted as Batch.Compact did it, and
+// the compactor finishes the deletions.
 func rebuild(db *bolt.DB) (loaded, error) {
 	st := loaded{tree: newIndex(), rev: 1}
 	err := db.View(func(tx *bolt.Tx) error {
@@ -183,6 +216,10 @@ func rebuild(db *bolt.DB) (loaded, error) {
 		}
 		st.index, st.term = getUint(mb, keyAppliedIndex), getUint(mb, keyAppliedTerm)
 		st.compacted = int64(getUint(mb, keyCompactedRev))
+		st.finished = st.compacted // files from before background compaction
+		if mb.Get(keyFinishedCompactRev) != nil {
+			st.finished = int64(getUint(mb, keyFinishedCompactRev))
+		}
 		probe := &keyIndex{}
 		c := kb.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -209,6 +246,9 @@ func rebuild(db *bolt.DB) (loaded, error) {
 			st.rev = max(st.rev, r.main)
 		}
 		st.rev = max(st.rev, st.compacted)
+		if st.finished < st.compacted {
+			compactIndex(st.tree, st.compacted)
+		}
 		return nil
 	})
 	return st, err
@@ -230,6 +270,7 @@ func putUint(b *bolt.Bucket, k []byte, v uint64) error {
 func (s *Store) Close() error {
 	s.hub.shutdown() // first: the hub takes its lock before mu
 	s.stopFlusher()
+	s.stopCompactor()
 	// Commit deferred batches unless an abandoned Batch holds the write
 	// transaction (then it is rolled back below; the log has it all).
 	var flushErr error
@@ -262,6 +303,33 @@ func (s *Store) Close() error {
 		return fmt.Errorf("mvcc: close %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// stopCompactor stops the compactor goroutine. It may be waiting for wmu,
+// held by a Batch its caller abandoned (Close's contract allows that):
+// such a batch is rolled back here and its lock released, as Close would
+// roll it back anyway.
+func (s *Store) stopCompactor() {
+	s.stopOnce.Do(func() {
+		close(s.compactStop)
+		s.mu.Lock()
+		b := s.batch
+		abandoned := b != nil && b.tx != nil && !b.done
+		if abandoned {
+			_ = b.tx.Rollback()
+			b.done = true
+			s.batch = nil
+			if s.wtxOps > 0 {
+				s.log.Warn("closing with uncommitted batches; they are replayed from the log on restart", "pending-writes", s.wtxOps)
+			}
+			s.wtx, s.wtxArena, s.wtxOps, s.wtxSince = nil, nil, 0, time.Time{}
+		}
+		s.mu.Unlock()
+		if abandoned {
+			s.wmu.Unlock()
+		}
+		<-s.compactDone
+	})
 }
 
 // Rev returns the current and the compacted revision (0 if never compacted).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // Txn evaluates the compares, then runs the chosen branch atomically at one
@@ -65,40 +66,54 @@ func (b *Batch) comparePath(req *pb.TxnRequest, path []bool) []bool {
 }
 
 // compare applies c to every live key in its range at the current state.
-// With no key in range, a VALUE compare fails and the others compare as if
-// against zero (etcd: a missing key has version, create and mod revision 0).
 func (b *Batch) compare(c *pb.Compare) bool {
+	ok, err := compareOn(b.tree, &b.probe, func(r revision, withValue bool) (*mvccpb.KeyValue, error) {
+		return getKV(b.kvb, b.kbuf[:0], r, withValue)
+	}, c)
+	if err != nil {
+		b.fail(fmt.Errorf("%w: %w", ErrCorrupt, err))
+		return false
+	}
+	return ok
+}
+
+// compareOn applies c to every live key in its range in t, reading stored
+// values with get. With no key in range, a VALUE compare fails and the
+// others compare as if against zero (etcd: a missing key has version,
+// create and mod revision 0). The write path (Batch) and the read-only
+// path (Store.ReadTxn) share it, so both decide alike.
+func compareOn(t *index, probe *keyIndex, get func(r revision, withValue bool) (*mvccpb.KeyValue, error), c *pb.Compare) (bool, error) {
 	matched, result := false, true
-	visit(b.tree, &b.probe, c.Key, c.RangeEnd, func(ki *keyIndex) bool {
+	var err error
+	visit(t, probe, c.Key, c.RangeEnd, func(ki *keyIndex) bool {
 		if !ki.live() {
 			return true
 		}
 		matched = true
-		result = b.compareKey(c, ki)
+		var value []byte
+		var lease int64
+		if c.Target == pb.Compare_VALUE || c.Target == pb.Compare_LEASE {
+			// Only these targets need the stored KeyValue.
+			var kv *mvccpb.KeyValue
+			if kv, err = get(ki.last().revision, c.Target == pb.Compare_VALUE); err != nil {
+				result = false
+				return false
+			}
+			value, lease = kv.Value, kv.Lease
+		}
+		result = compareResult(c.Result, compareTarget(c, value, ki.create, ki.last().main, ki.ver, lease))
 		return result
 	})
+	if err != nil {
+		return false, err
+	}
 	if !matched {
 		if c.Target == pb.Compare_VALUE {
-			return false
+			return false, nil
 		}
-		return compareResult(c.Result, compareTarget(c, nil, 0, 0, 0, 0))
+		return compareResult(c.Result, compareTarget(c, nil, 0, 0, 0, 0)), nil
 	}
-	return result
-}
-
-func (b *Batch) compareKey(c *pb.Compare, ki *keyIndex) bool {
-	var value []byte
-	var lease int64
-	if c.Target == pb.Compare_VALUE || c.Target == pb.Compare_LEASE {
-		// Only these targets need the stored KeyValue.
-		kv, err := getKV(b.kvb, b.kbuf[:0], ki.last().revision, c.Target == pb.Compare_VALUE)
-		if err != nil {
-			b.fail(fmt.Errorf("%w: %w", ErrCorrupt, err))
-			return false
-		}
-		value, lease = kv.Value, kv.Lease
-	}
-	return compareResult(c.Result, compareTarget(c, value, ki.create, ki.last().main, ki.ver, lease))
+	return result, nil
 }
 
 // compareTarget compares the key's target field with the compare's operand;

@@ -8,7 +8,8 @@
 //
 //	kv     every revision of every key: revision key -> mvccpb.KeyValue
 //	       (format in internal/storage/mvcc/doc.go)
-//	mvcc   applied_index, applied_term, compacted_rev (uint64 big-endian)
+//	mvcc   applied_index, applied_term, compacted_rev,
+//	       finished_compact_rev (uint64 big-endian)
 //	meta   the replicated state beside the keys:
 //	         membership                 membership.Cluster JSON
 //	         autopilot                  membership.Autopilot JSON
@@ -43,6 +44,11 @@ var (
 	KeyAppliedIndex = []byte("applied_index")
 	KeyAppliedTerm  = []byte("applied_term")
 	KeyCompactedRev = []byte("compacted_rev")
+	// KeyFinishedCompactRev is the compaction whose old revisions are all
+	// deleted from kv; below compacted_rev while that is still under way.
+	// Absent in files written before compaction ran in the background
+	// (compaction was finished in the same transaction then).
+	KeyFinishedCompactRev = []byte("finished_compact_rev")
 )
 
 // Keys and prefixes of the meta bucket.
