@@ -158,6 +158,15 @@ func TestAuthEnforcement(t *testing.T) {
 	_, err = alice.Txn(ctx).Then(clientv3.OpTxn(nil, []clientv3.Op{clientv3.OpPut("/app/n", "1")},
 		[]clientv3.Op{clientv3.OpDelete("/secret")})).Commit()
 	check("nested Txn deleting outside", err, true)
+	// Read-only txns are served without raft, with the same checks.
+	_, err = bob.Txn(ctx).If(clientv3.Compare(clientv3.Version("/pub/x"), "=", 0)).Then(clientv3.OpGet("/pub/", clientv3.WithPrefix())).Commit()
+	check("read-only Txn within read permission", err, false)
+	_, err = bob.Txn(ctx).Then(clientv3.OpGet("/pub/x")).Else(clientv3.OpGet("/secret")).Commit()
+	check("read-only Txn reading outside in the branch that would not run", err, true)
+	_, err = bob.Txn(ctx).If(clientv3.Compare(clientv3.Value("/secret"), "=", "s")).Commit()
+	check("read-only Txn comparing a key outside", err, true)
+	_, err = bob.Txn(ctx).Then(clientv3.OpTxn(nil, []clientv3.Op{clientv3.OpGet("/secret", clientv3.WithSerializable())}, nil)).Commit()
+	check("nested read-only Txn reading outside", err, true)
 	_, err = alice.Txn(ctx).If(clientv3.Compare(clientv3.Value("/secret"), "=", "s")).Then(clientv3.OpPut("/app/b", "1")).Commit()
 	check("Txn comparing a key it cannot read", err, true)
 	if g, _ := root.Get(ctx, "/secret"); len(g.Kvs) != 1 || string(g.Kvs[0].Value) != "s" {
