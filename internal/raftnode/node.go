@@ -26,6 +26,11 @@ import (
 // ErrStopped is returned once the node has stopped.
 var ErrStopped = errors.New("raftnode: stopped")
 
+// ErrLogBehind means the leader counts entries as held by this member that
+// its log does not have: the data dir lost entries it acknowledged (it was
+// restored from an older copy). Raft itself would panic on it.
+var ErrLogBehind = errors.New("raftnode: this member's log lacks entries it acknowledged")
+
 // Log is the durable raft log (the WAL).
 type Log interface {
 	Save(hs *raftpb.HardState, ents []*raftpb.Entry) error
@@ -247,6 +252,16 @@ func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 			return err
 		}
 		return nil
+	}
+	if m.GetType() == raftpb.MsgHeartbeat && m.GetCommit() > 0 {
+		// A heartbeat carries the commit index only up to what the leader
+		// knows this member has acknowledged (raft: min(match, commit)).
+		// A log ending before it has lost acknowledged entries.
+		if last, err := n.store.LastIndex(); err == nil && m.GetCommit() > last {
+			err := fmt.Errorf("%w: leader %016x counts entries up to %d as acknowledged by this member, but its log ends at %d", ErrLogBehind, m.GetFrom(), m.GetCommit(), last)
+			n.fail(err)
+			return err
+		}
 	}
 	return n.node.Step(ctx, m)
 }

@@ -145,6 +145,11 @@ func (s *Server) start() {
 func (s *Server) watchFatal() {
 	select {
 	case err := <-s.node.Errc():
+		if errors.Is(err, raftnode.ErrLogBehind) {
+			err = fmt.Errorf("%w: member %s: its data dir %s is older than what it acknowledged to the cluster (restored from an older copy or backup?): %v. "+
+				"Fix: stop it, remove the member (etcdctl member remove %s), wipe its data dir, and add it again (etcdctl member add, or cadre --join)",
+				ErrStaleDataDir, membership.IDString(s.id), s.cfg.DataDir, err, membership.IDString(s.id))
+		}
 		s.fatal(err)
 	case <-s.stopping:
 	}
