@@ -28,7 +28,12 @@ func TestJudgeSwap(t *testing.T) {
 		{"replaces another member", replacing(view(true, lead, ok2, ok3, lrn), 2), swap, ErrNotReplacement},
 		{"learner lagging", replacing(view(true, lead, ok2, ok3, vm{name: "infra4", learner: true, up: up, match: 500}), 3), swap, ErrLearnerNotReady},
 		{"learner never started", replacing(view(true, lead, ok2, ok3, vm{learner: true}), 3), swap, ErrLearnerNotReady},
-		{"old voter gone", func() View { v := replacing(view(true, lead, ok2, ok3, lrn), 3); v.Removed[3] = true; v.Members = append(v.Members[:2], v.Members[3]); return v }(), swap, ErrIDNotFound},
+		{"old voter gone", func() View {
+			v := replacing(view(true, lead, ok2, ok3, lrn), 3)
+			v.Removed[3] = true
+			v.Members = append(v.Members[:2], v.Members[3])
+			return v
+		}(), swap, ErrIDNotFound},
 		// The new voter set {1,2,4} needs 2 active besides nothing: 1 and 4 are.
 		{"the replaced member down", replacing(view(true, lead, ok2, down3, lrn), 3), swap, nil},
 		// The old set {1,2,3} needs 2 active: only the leader is.
