@@ -117,3 +117,41 @@ func TestJoin(t *testing.T) {
 	}
 	membUnchanged(t, cli, "restarting the joined member", after)
 }
+
+// TestJoinTLS: on a cluster with TLS on both ports and client certificates
+// required, `cadre --join` checks peer TLS before it proposes anything: an
+// http peer URL is refused naming the scheme the cluster uses, a peer
+// certificate from another CA is refused because the leader's probe
+// cannot complete the TLS handshake, and a member with the cluster's
+// certificates joins and is promoted.
+func TestJoinTLS(t *testing.T) {
+	framework.SkipUnlessCadre(t)
+	ct := framework.NewClusterTLS(t)
+	c := framework.NewCluster(t, 3, framework.Options{TLS: ct})
+	cli := c.Client(t)
+	before := membList(t, cli)
+	https := func(port int) string { return fmt.Sprintf("https://127.0.0.1:%d", port) }
+	clientSide := []string{"--cert-file", ct.ServerCert, "--key-file", ct.ServerKey, "--trusted-ca-file", ct.CA.CertFile, "--client-cert-auth"}
+
+	ports := framework.FreePorts(t, 6)
+	res := framework.RunProcessIn(t, c.Dir(), 90*time.Second, framework.Server(t),
+		joinFlags(c, "plain", membURL(ports[0]), https(ports[1]), clientSide...), nil, nil)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "uses http, but the cluster's members use https peer URLs") {
+		t.Fatalf("--join with an http peer URL into an https cluster: want exit 1 naming the schemes, got %s", res)
+	}
+
+	other := framework.NewCA(t, "another-ca")
+	oc, okey := other.Issue(t, "stranger", framework.CertOptions{CN: "stranger"})
+	flags := append(append([]string(nil), clientSide...), "--peer-cert-file", oc, "--peer-key-file", okey, "--peer-trusted-ca-file", other.CertFile, "--peer-client-cert-auth")
+	res = framework.RunProcessIn(t, c.Dir(), 90*time.Second, framework.Server(t),
+		joinFlags(c, "stranger", https(ports[2]), https(ports[3]), flags...), nil, nil)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "cannot reach it at its peer URL") || !strings.Contains(res.Stderr, "certificate") {
+		t.Fatalf("--join with a peer certificate of another CA: want exit 1 with the TLS error, got %s", res)
+	}
+	membUnchanged(t, cli, "joins refused for their peer TLS", before)
+
+	m := c.AddMemberProcess(t, "secure4", joinFlags(c, "secure4", https(ports[4]), https(ports[5]), ct.ServerFlags()...), nil)
+	waitVoter(t, cli, "secure4", joinBudget)
+	m.WaitHealthy(t, 30*time.Second)
+	c.Append(m)
+}
