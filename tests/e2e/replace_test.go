@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -161,19 +163,52 @@ func TestMemberReplace(t *testing.T) {
 	membUnchanged(t, cli, "the replace dry run", before)
 
 	watch := watchConfig(t, c, 3)
-	res = ctl("member", "replace", oldID, "--name", "infra4", "--peer-urls", peer)
-	m := replacedLine.FindStringSubmatch(res.Stdout)
-	if res.Code != 0 || m == nil || m[3] != oldID {
-		t.Fatalf("member replace: %s", res)
+	// With --wait the command prints the settings, then follows the
+	// replace until it is done: the member is started from its output
+	// while it still runs.
+	wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer wcancel()
+	cmd := exec.CommandContext(wctx, framework.Cadrectl(t), "--endpoints", strings.Join(c.RunningEndpoints(), ","),
+		"member", "replace", oldID, "--name", "infra4", "--peer-urls", peer, "--wait")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "CADRE_INITIAL_CLUSTER_STATE") {
+			break
+		}
+	}
+	m := replacedLine.FindStringSubmatch(out.String())
+	if m == nil || m[3] != oldID {
+		t.Fatalf("member replace --wait printed no added line for %s:\n%s%s", oldID, out.String(), stderr.String())
 	}
 	var env []string
-	for _, kv := range cadreEnvLine.FindAllStringSubmatch(res.Stdout, -1) {
+	for _, kv := range cadreEnvLine.FindAllStringSubmatch(out.String(), -1) {
 		env = append(env, "ETCD_"+kv[1]+"="+kv[2]) // as an etcd operator would paste them
 	}
 	if len(env) != 4 {
-		t.Fatalf("member replace printed %d settings, want 4:\n%s", len(env), res.Stdout)
+		t.Fatalf("member replace printed %d settings, want 4:\n%s", len(env), out.String())
 	}
 	nm := c.AddMemberProcess(t, "infra4", membJoinFlags(c.Dir()+"/infra4.data", peer, client), env)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("member replace --wait: %v\n%s%s", err, out.String(), stderr.String())
+	}
+	if !strings.Contains(out.String(), "done: infra4") {
+		t.Errorf("member replace --wait did not report the swap done:\n%s", out.String())
+	}
+	t.Logf("member replace --wait:\n%s", out.String())
 	if code := membWaitExit(t, old, 60*time.Second); code != 3 {
 		t.Fatalf("the replaced member exited with %d, want 3\n%s", code, old.LogTail(20))
 	}
