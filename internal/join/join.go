@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -400,35 +399,13 @@ func urlStrings(us []url.URL) []string {
 	return out
 }
 
-// ClientTLS is how the joiner dials https --join URLs: the member's
-// --trusted-ca-file as the CA (the system's when unset) and its
-// --cert-file/--key-file as client certificate (etcd's server
-// certificates usually allow client use too); nil without client TLS.
+// ClientTLS is how the joiner dials https --join URLs: the client port's
+// TLS files, as a client. --trusted-ca-file verifies the members (the
+// system's CAs when unset; none with --auto-tls), and --client-cert-file,
+// else --cert-file, is the client certificate (etcd's server certificates
+// usually allow client use too).
 func ClientTLS(cfg *config.Config) (*tls.Config, error) {
 	c := cfg.TLS.Client
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.TrustedCAFile != "" {
-		pem, err := os.ReadFile(c.TrustedCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("--trusted-ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--trusted-ca-file %s holds no PEM certificate", c.TrustedCAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" && c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--cert-file/--key-file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	if c.AutoTLS {
-		// A self-signed cluster cannot be verified by name; --auto-tls
-		// already means the operator accepted that.
-		tc.InsecureSkipVerify = true
-	}
-	return tc, nil
+	return tlsutil.Client(tlsutil.Files{CertFile: c.CertFile, KeyFile: c.KeyFile, ClientCertFile: c.ClientCertFile, ClientKeyFile: c.ClientKeyFile,
+		TrustedCAFile: c.TrustedCAFile, AutoTLS: c.AutoTLS}, tlsutil.Options{MinVersion: tls.VersionTLS12}, "")
 }

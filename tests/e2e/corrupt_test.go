@@ -128,7 +128,14 @@ func TestPeriodicCorruptionCheck(t *testing.T) {
 	alterStoredValue(t, victim)
 	victim.SetArgs(t, append(victim.Args(), "--initial-corrupt-check=false"))
 	victim.Start(t)
-	victim.WaitHealthy(t, 30*time.Second)
+	// Serving again; its /health may already answer 503 "ALARM CORRUPT"
+	// (the leader checks every second), so the log says when.
+	eventually(t, 30*time.Second, victim.Name+" serving again", func() error {
+		if n := strings.Count(victim.Log(), "ready to serve client requests"); n < 2 {
+			return fmt.Errorf("%d starts served so far", n)
+		}
+		return nil
+	})
 
 	want := regexp.MustCompile(fmt.Sprintf(`memberID:%d\s+alarm:CORRUPT`, id))
 	var last framework.Result

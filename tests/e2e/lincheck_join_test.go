@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/cadrekv/cadre/tests/framework"
 	"github.com/cadrekv/cadre/tests/lincheck"
 )
@@ -75,38 +73,7 @@ func (c *linCluster) replacedBy(old, n *linNode) {
 // The history must be linearizable and the members must agree at the end.
 func TestLinearizableDuringJoinAndReplace(t *testing.T) {
 	framework.SkipUnlessCadre(t)
-	cl := framework.NewCluster(t, 3, framework.Options{})
-	lc := &linCluster{t: t, token: "cadre-e2e", rec: lincheck.NewRecorder()}
-	probe := linDial(t, cl.Endpoints()...)
-	ctx, cancel := context.WithTimeout(context.Background(), linRPCTimeout)
-	members, err := linMembers(ctx, probe)
-	cancel()
-	probe.Close()
-	if err != nil {
-		t.Fatalf("MemberList: %v", err)
-	}
-	for _, m := range cl.Members {
-		n := &linNode{name: m.Name, client: m.Endpoint(), peer: m.PeerURL(), proc: m}
-		for _, lm := range members {
-			if lm.name == m.Name {
-				n.id = lm.id
-			}
-		}
-		lc.nodes = append(lc.nodes, n)
-	}
-	var clis []*clientv3.Client
-	for i := range 6 {
-		clis = append(clis, framework.NewClient(t, cl.Members[i%3].Endpoint()))
-	}
-	balanced := []*clientv3.Client{framework.NewClient(t, cl.Endpoints()...), framework.NewClient(t, cl.Endpoints()...)}
-	clis = append(clis, balanced...)
-	rebalance := func() {
-		for _, b := range balanced {
-			b.SetEndpoints(lc.endpoints()...)
-		}
-	}
-	tr := lincheck.StartTraffic(lc.rec, clis)
-	t.Cleanup(tr.Stop)
+	lc, clis, rebalance, tr := startLinTraffic(t, framework.NewCluster(t, 3, framework.Options{}))
 	time.Sleep(linWarmup)
 
 	lc.step("cadrectl member replace a follower", func() {

@@ -28,46 +28,7 @@ const (
 // must keep serving, and the remaining members must agree at the end.
 func TestLinearizableDuringReconfiguration(t *testing.T) {
 	began := time.Now()
-	cl := framework.NewCluster(t, 3, framework.Options{})
-	lc := &linCluster{t: t, token: "cadre-e2e", rec: lincheck.NewRecorder()}
-
-	// Probe the Cluster service before any traffic: Cadre may not have it yet.
-	probe := linDial(t, cl.Endpoints()...)
-	ctx, cancel := context.WithTimeout(context.Background(), linRPCTimeout)
-	members, err := linMembers(ctx, probe)
-	cancel()
-	probe.Close()
-	linSkipIfUnimplemented(t, "MemberList", err)
-	if err != nil {
-		t.Fatalf("MemberList: %v", err)
-	}
-	for _, m := range cl.Members {
-		n := &linNode{name: m.Name, client: m.Endpoint(), peer: m.PeerURL(), proc: m}
-		for _, lm := range members {
-			if lm.name == m.Name {
-				n.id = lm.id
-			}
-		}
-		if n.id == 0 {
-			t.Fatalf("member %s not in MemberList %v", m.Name, members)
-		}
-		lc.nodes = append(lc.nodes, n)
-	}
-
-	var clis []*clientv3.Client
-	for i := range 6 {
-		clis = append(clis, framework.NewClient(t, cl.Members[i%3].Endpoint()))
-	}
-	balanced := []*clientv3.Client{framework.NewClient(t, cl.Endpoints()...), framework.NewClient(t, cl.Endpoints()...)}
-	clis = append(clis, balanced...)
-	rebalance := func() {
-		for _, b := range balanced {
-			b.SetEndpoints(lc.endpoints()...)
-		}
-	}
-
-	tr := lincheck.StartTraffic(lc.rec, clis)
-	t.Cleanup(tr.Stop) // runs before the clients are closed
+	lc, clis, rebalance, tr := startLinTraffic(t, framework.NewCluster(t, 3, framework.Options{}))
 	time.Sleep(linWarmup)
 
 	var learner, moved *linNode
@@ -187,4 +148,51 @@ func linCheckAgreement(t *testing.T, lc *linCluster) {
 		}
 		return nil
 	})
+}
+
+// startLinTraffic tracks the members of cl in a linCluster and starts the
+// linearizability traffic: 8 clients, 2 pinned to each member and 2
+// balanced over the tracked members (rebalance updates them).
+func startLinTraffic(t *testing.T, cl *framework.Cluster) (*linCluster, []*clientv3.Client, func(), *lincheck.Traffic) {
+	t.Helper()
+	lc := &linCluster{t: t, token: "cadre-e2e", rec: lincheck.NewRecorder()}
+
+	// Probe the Cluster service before any traffic: Cadre may not have it yet.
+	probe := linDial(t, cl.Endpoints()...)
+	ctx, cancel := context.WithTimeout(context.Background(), linRPCTimeout)
+	members, err := linMembers(ctx, probe)
+	cancel()
+	probe.Close()
+	linSkipIfUnimplemented(t, "MemberList", err)
+	if err != nil {
+		t.Fatalf("MemberList: %v", err)
+	}
+	for _, m := range cl.Members {
+		n := &linNode{name: m.Name, client: m.Endpoint(), peer: m.PeerURL(), proc: m}
+		for _, lm := range members {
+			if lm.name == m.Name {
+				n.id = lm.id
+			}
+		}
+		if n.id == 0 {
+			t.Fatalf("member %s not in MemberList %v", m.Name, members)
+		}
+		lc.nodes = append(lc.nodes, n)
+	}
+
+	var clis []*clientv3.Client
+	for i := range 6 {
+		clis = append(clis, framework.NewClient(t, cl.Members[i%3].Endpoint()))
+	}
+	balanced := []*clientv3.Client{framework.NewClient(t, cl.Endpoints()...), framework.NewClient(t, cl.Endpoints()...)}
+	clis = append(clis, balanced...)
+	rebalance := func() {
+		for _, b := range balanced {
+			b.SetEndpoints(lc.endpoints()...)
+		}
+	}
+
+	tr := lincheck.StartTraffic(lc.rec, clis)
+	t.Cleanup(tr.Stop) // runs before the clients are closed
+	return lc, clis, rebalance, tr
 }
