@@ -22,21 +22,25 @@ var (
 	ErrBadFrame      = errors.New("transport: malformed frame")
 )
 
-// appendFrame appends the frame encoding of m to dst.
+// appendFrame appends the frame encoding of m to dst, marshalling straight
+// into it (no intermediate body).
 func appendFrame(dst []byte, m *raftpb.Message) ([]byte, error) {
-	body, err := proto.Marshal(m)
+	size := proto.Size(m)
+	if size > MaxFrameSize {
+		return dst, fmt.Errorf("%w: %s to %016x is %d bytes", ErrFrameTooLarge, m.GetType(), m.GetTo(), size)
+	}
+	dst = binary.AppendUvarint(dst, uint64(size))
+	out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(dst, m)
 	if err != nil {
 		return dst, fmt.Errorf("transport: marshal %s: %w", m.GetType(), err)
 	}
-	if len(body) > MaxFrameSize {
-		return dst, fmt.Errorf("%w: %s to %016x is %d bytes", ErrFrameTooLarge, m.GetType(), m.GetTo(), len(body))
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(body)))
-	return append(dst, body...), nil
+	return out, nil
 }
 
 // readFrame reads one frame from r. io.EOF means a clean end between frames.
-func readFrame(r *bufio.Reader) (*raftpb.Message, error) {
+// scratch, if not nil, is reused for bodies up to 64 KiB: proto.Unmarshal
+// copies the bytes it keeps, so the next frame may overwrite it.
+func readFrame(r *bufio.Reader, scratch *[]byte) (*raftpb.Message, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -52,7 +56,14 @@ func readFrame(r *bufio.Reader) (*raftpb.Message, error) {
 	}
 	var body []byte
 	if n <= 64<<10 {
-		body = make([]byte, n)
+		if scratch == nil {
+			body = make([]byte, n)
+		} else {
+			if uint64(cap(*scratch)) < n {
+				*scratch = make([]byte, max(n, 4<<10))
+			}
+			body = (*scratch)[:n]
+		}
 		if _, err := io.ReadFull(r, body); err != nil {
 			return nil, fmt.Errorf("%w: truncated body: %w", ErrBadFrame, err)
 		}

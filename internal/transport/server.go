@@ -168,8 +168,9 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 
 // readStream steps frames from r in order until an error.
 func (t *Transport) readStream(r *bufio.Reader, from uint64) error {
+	var scratch []byte // one frame body at a time: Unmarshal copies what it keeps
 	for {
-		m, err := readFrame(r)
+		m, err := readFrame(r, &scratch)
 		if err != nil {
 			return err
 		}

@@ -185,7 +185,7 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	counted := &countingReader{r: &deadlineReader{ctx: ctx, r: r.Body, rc: rc}}
 	br := bufio.NewReaderSize(counted, 64<<10)
 
-	m, err := readFrame(br)
+	m, err := readFrame(br, nil)
 	if err != nil {
 		http.Error(w, "bad snapshot metadata: "+err.Error(), http.StatusBadRequest)
 		return

@@ -25,7 +25,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bufio.NewReader(bytes.NewReader(data))
 		for range 16 {
-			m, err := readFrame(r)
+			m, err := readFrame(r, nil)
 			if err != nil {
 				if err != io.EOF && !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrFrameTooLarge) {
 					t.Fatalf("unclassified error: %v", err)
@@ -36,7 +36,7 @@ func FuzzReadFrame(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-encode: %v", err)
 			}
-			again, err := readFrame(bufio.NewReader(bytes.NewReader(b)))
+			again, err := readFrame(bufio.NewReader(bytes.NewReader(b)), nil)
 			if err != nil || !proto.Equal(m, again) {
 				t.Fatalf("round trip: %v, %v != %v", err, again, m)
 			}

@@ -34,7 +34,7 @@ func TestFrameRoundTrip(t *testing.T) {
 			}
 			r := bufio.NewReader(bytes.NewReader(append(b, b...)))
 			for i := range 2 {
-				got, err := readFrame(r)
+				got, err := readFrame(r, nil)
 				if err != nil {
 					t.Fatalf("frame %d: %v", i, err)
 				}
@@ -42,7 +42,7 @@ func TestFrameRoundTrip(t *testing.T) {
 					t.Fatalf("frame %d: got %v, want %v", i, got, tc.m)
 				}
 			}
-			if _, err := readFrame(r); err != io.EOF {
+			if _, err := readFrame(r, nil); err != io.EOF {
 				t.Fatalf("after last frame: got %v, want io.EOF", err)
 			}
 		})
@@ -64,7 +64,7 @@ func TestReadFrameRejects(t *testing.T) {
 		{"not protobuf", []byte{3, 0xff, 0xff, 0xff}, ErrBadFrame},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := readFrame(bufio.NewReader(bytes.NewReader(tc.in)))
+			_, err := readFrame(bufio.NewReader(bytes.NewReader(tc.in)), nil)
 			if !errorsIs(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
