@@ -43,15 +43,15 @@ func rows() []struct {
 		{"put1", metric{"put1.rps", "put, 1 client 1 conn (leader)", "req/s", true, "", nil}},
 		{"put1", metric{"put1.p50", "put, 1 client: p50", "ms", false, "<= 0.4x", le(0.4)}},
 		{"put1", metric{"put1.p99", "put, 1 client: p99", "ms", false, "", nil}},
-		{"put1", metric{"put1.cpu", "put, 1 client: server CPU per 10k puts", "CPU s", false, "", nil}},
+		{"put1", metric{"put1.cpu", "put, 1 client: server CPU per 10k puts", "CPU-s", false, "", nil}},
 		{"put100", metric{"put100.rps", "put, 100 clients 10 conns", "req/s", true, ">= 1.5x", ge(1.5)}},
 		{"put100", metric{"put100.p99", "put, 100 clients: p99", "ms", false, "<= 1.0x", le(1)}},
 		{"put100", metric{"put100.fsyncs", "put, 100 clients: WAL fsyncs per put (leader)", "count", false, "", nil}},
-		{"put100", metric{"put100.cpu", "put, 100 clients: server CPU per 10k puts", "CPU s", false, "", nil}},
+		{"put100", metric{"put100.cpu", "put, 100 clients: server CPU per 10k puts", "CPU-s", false, "", nil}},
 		{"range", metric{"range.l", "range 1 key, 100 clients, linearizable", "req/s", true, ">= 1.5x", ge(1.5)}},
 		{"range", metric{"range.s", "range 1 key, 100 clients, serializable", "req/s", true, ">= 1.3x", ge(1.3)}},
-		{"range", metric{"range.l.cpu", "range linearizable: server CPU per 10k reads", "CPU s", false, "", nil}},
-		{"range", metric{"range.s.cpu", "range serializable: server CPU per 10k reads", "CPU s", false, "", nil}},
+		{"range", metric{"range.l.cpu", "range linearizable: server CPU per 10k reads", "CPU-s", false, "", nil}},
+		{"range", metric{"range.s.cpu", "range serializable: server CPU per 10k reads", "CPU-s", false, "", nil}},
 		{"txn", metric{"txn.rps", "txn-mixed, 50 clients (1:1 read:put)", "txn/s", true, "", nil}},
 		{"cas", metric{"cas.rps", "CAS get+txn, 50 clients", "CAS/s", true, "", nil}},
 		{"watch", metric{"watch.p50", "watch event latency p50", "ms", false, "", nil}},
@@ -161,9 +161,9 @@ func (r *results) note(server, format string, args ...any) {
 // each server's figure divided by the machine's floor (see the legend).
 func (r *results) table(selected map[string]bool, m machine, scaleKeys int) string {
 	var b strings.Builder
-	const rowFmt = "%-50s %-6s %10s %10s %10s %10s %11s %-7s %s\n"
+	const rowFmt = "%-56s %-6s %10s %10s %10s %10s %11s %-7s %s\n"
 	fmt.Fprintf(&b, rowFmt, "workload", "unit", "etcd", "Cadre", "Cadre/etcd", "etcd/floor", "Cadre/floor", "better", "target (issue 6)")
-	fmt.Fprintf(&b, "%s\n", strings.Repeat("-", 140))
+	fmt.Fprintf(&b, "%s\n", strings.Repeat("-", 146))
 	floors := floorRatios(m, r)
 	for _, row := range rows() {
 		if !selected[row.workload] {
@@ -202,8 +202,10 @@ func floorCells(floors map[string]floorRatio, key string) (string, string) {
 		return "", ""
 	}
 	cell := func(srv string) string {
-		if v, ok := floors[key].Ratio[srv]; ok {
+		if v, ok := floors[key].Ratio[srv]; ok && v < 100 {
 			return fmt.Sprintf("%.1fx", v)
+		} else if ok {
+			return fmt.Sprintf("%.0fx", v)
 		}
 		return "-"
 	}
@@ -216,7 +218,7 @@ func legend(m machine, selected map[string]bool, scaleKeys int) string {
 	fmt.Fprintf(&b, "\nx/floor: the figure divided by the floor measured in this run: put latencies (and lease revokes, also one write\n"+
 		"through consensus) by the floor of a 1-client put (%.3f ms); every other latency by the gRPC unary round trip p50\n"+
 		"(%.3f ms). p99 and max rows are divided by the same p50 floors.\n", m.PutFloorMS, m.GRPCP50ms)
-	fmt.Fprintf(&b, "CPU s: user+system CPU seconds of all members (/proc/<pid>/stat, %.0f ticks/s) per %d requests of the workload.\n", clockTicks(), cpuPer)
+	fmt.Fprintf(&b, "CPU-s: user+system CPU seconds of all members (/proc/<pid>/stat, %.0f ticks/s) per %d requests of the workload.\n", clockTicks(), cpuPer)
 	if selected["scale"] {
 		fmt.Fprintf(&b, "scale rows: %d keys of 1 KiB loaded into a fresh 3-member cluster of each kind (see docs/PERFORMANCE.md).\n", scaleKeys)
 	}

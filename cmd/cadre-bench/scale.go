@@ -367,6 +367,11 @@ func readOnce(ctx context.Context, eps []string) error {
 
 // scaleLearner times a learner joining the loaded cluster.
 func (w *workloads) scaleLearner(ctx context.Context) error {
+	// It follows the restart: both servers refuse a member add until the
+	// leader has had a quorum in contact for 5 s (strict reconfig check).
+	if err := sleepCtx(ctx, strictSettle); err != nil {
+		return err
+	}
 	timeout := w.b.p.LearnerTimeout + time.Duration(w.b.p.ScaleKeys)*time.Millisecond/2
 	res, err := addLearner(ctx, w.c, timeout)
 	if err != nil {
