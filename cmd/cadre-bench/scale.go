@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,9 +24,12 @@ const (
 	scalePutTries      = 3 // a load put is retried so the keyspace is whole
 	scaleWriterTimeout = 5 * time.Second
 	scaleAdminTimeout  = 15 * time.Minute // one compaction or defrag of ~1 GiB
-	scaleProbeTimeout  = time.Second      // one linearizable read after the restart
-	scaleProbeEvery    = 50 * time.Millisecond
-	scaleWriterIdle    = 500 * time.Millisecond // writer runs this long before and after the compaction
+	// One linearizable read after the restart: short, so a try that waits
+	// for a member still starting does not hide the moment it is ready
+	// (a single-key read takes milliseconds once it is).
+	scaleProbeTimeout = 250 * time.Millisecond
+	scaleProbeEvery   = 20 * time.Millisecond
+	scaleWriterIdle   = 500 * time.Millisecond // writer runs this long before and after the compaction
 )
 
 // serverKind is one server to compare and its binary.
@@ -148,10 +152,12 @@ func (w *workloads) scaleRange(ctx context.Context) error {
 	return nil
 }
 
-// scaleCompact compacts to half the current revision (physical: the call
-// returns when the member's backend is done) while one sequential writer
-// puts; it reports the compaction's time and the p99 and max of the puts
-// that overlapped it.
+// scaleCompact gives the keyspace history to compact, by writing the
+// first half of the keys again (txns of 100 puts), then compacts to the
+// current revision (physical: the call returns when the member's backend
+// is done), which removes the N/2 superseded versions, half of what the
+// load wrote. One sequential writer puts meanwhile; the row is the
+// compaction's time and the p99 and max of the puts that overlapped it.
 func (w *workloads) scaleCompact(ctx context.Context) error {
 	eps := endpoints(w.c.running())
 	cli, err := newClient(eps)
@@ -159,13 +165,19 @@ func (w *workloads) scaleCompact(ctx context.Context) error {
 		return err
 	}
 	defer cli.Close()
+	t := time.Now()
+	half := w.b.p.ScaleKeys / 2
+	if err := putBatched(ctx, cli, half, scaleKey, value(scaleValue)); err != nil {
+		return err
+	}
+	w.logf("scale: wrote the first %d keys again in %v", half, time.Since(t).Round(time.Millisecond))
 	gctx, cancel := context.WithTimeout(ctx, opTimeout)
 	r, err := cli.Get(gctx, scaleKey(0))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%w: reading the revision: %v", ErrLoad, err)
 	}
-	rev := r.Header.Revision / 2
+	rev := r.Header.Revision
 
 	wr, err := startWriter(ctx, eps)
 	if err != nil {
@@ -189,8 +201,8 @@ func (w *workloads) scaleCompact(ctx context.Context) error {
 	if failed > 0 {
 		w.b.res.note(w.kind, "scale compaction: %d of %d concurrent puts failed (counted at the time they failed)", failed, len(lat))
 	}
-	w.logf("scale compaction to revision %d of %d: %v; %d concurrent puts, p99 %.2f ms, max %.2f ms",
-		rev, r.Header.Revision, t1.Sub(t0).Round(time.Millisecond), len(lat), pctMS(lat, 99), pctMS(lat, 100))
+	w.logf("scale compaction to revision %d: %v; %d concurrent puts, p99 %.2f ms, max %.2f ms",
+		rev, t1.Sub(t0).Round(time.Millisecond), len(lat), pctMS(lat, 99), pctMS(lat, 100))
 	w.set("scale.compact", t1.Sub(t0).Seconds())
 	w.set("scale.compact.p99", pctMS(lat, 99))
 	w.set("scale.compact.max", pctMS(lat, 100))
@@ -303,11 +315,11 @@ func (w *workloads) scaleRestart(ctx context.Context) error {
 		}
 	}
 	timeout := healthTimeout + time.Duration(w.b.p.ScaleKeys)*time.Millisecond/2
-	d, tries, err := firstLinearizableRead(ctx, endpoints(ms), t0, timeout)
+	d, fails, err := firstLinearizableRead(ctx, endpoints(ms), t0, timeout)
 	if err != nil {
 		return err
 	}
-	w.logf("scale restart: first linearizable read %v after the start (%d tries)", d.Round(time.Millisecond), tries)
+	w.logf("scale restart: first linearizable read %v after the start; %d failed tries before: %s", d.Round(time.Millisecond), len(fails), strings.Join(fails, "; "))
 	w.set("scale.restart", d.Seconds())
 	for _, m := range ms {
 		if err := m.waitHealthy(ctx, healthTimeout); err != nil {
@@ -333,24 +345,27 @@ func killAll(ms []*member) error {
 	return nil
 }
 
-// firstLinearizableRead retries a linearizable Get every 50 ms until one
-// succeeds, and returns the time since t0. Each try uses a new client, so
-// no gRPC reconnect backoff from the refused dials of the first tries
-// delays a later one.
-func firstLinearizableRead(ctx context.Context, eps []string, t0 time.Time, timeout time.Duration) (time.Duration, int, error) {
+// firstLinearizableRead retries a linearizable Get every 20 ms until one
+// succeeds, and returns the time since t0 and what each failed try got
+// (the first few). Each try uses a new client, so no gRPC reconnect
+// backoff from the refused dials of the first tries delays a later one.
+func firstLinearizableRead(ctx context.Context, eps []string, t0 time.Time, timeout time.Duration) (time.Duration, []string, error) {
 	deadline := t0.Add(timeout)
+	var fails []string
 	var last error
-	tries := 0
 	for time.Now().Before(deadline) {
-		tries++
+		ts := time.Now()
 		if last = readOnce(ctx, eps); last == nil {
-			return time.Since(t0), tries, nil
+			return time.Since(t0), fails, nil
+		}
+		if len(fails) < 10 {
+			fails = append(fails, fmt.Sprintf("%.2f s: %v after %v", ts.Sub(t0).Seconds(), last, time.Since(ts).Round(time.Millisecond)))
 		}
 		if err := sleepCtx(ctx, scaleProbeEvery); err != nil {
-			return 0, tries, err
+			return 0, fails, err
 		}
 	}
-	return 0, tries, fmt.Errorf("%w: no linearizable read within %v of the restart (last: %v)", ErrCluster, timeout, last)
+	return 0, fails, fmt.Errorf("%w: no linearizable read within %v of the restart (last: %v)", ErrCluster, timeout, last)
 }
 
 func readOnce(ctx context.Context, eps []string) error {
