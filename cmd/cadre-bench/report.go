@@ -218,7 +218,9 @@ func legend(m machine, selected map[string]bool, scaleKeys int) string {
 	fmt.Fprintf(&b, "\nx/floor: the figure divided by the floor measured in this run: put latencies (and lease revokes, also one write\n"+
 		"through consensus) by the floor of a 1-client put (%.3f ms); every other latency by the gRPC unary round trip p50\n"+
 		"(%.3f ms). p99 and max rows are divided by the same p50 floors.\n", m.PutFloorMS, m.GRPCP50ms)
-	fmt.Fprintf(&b, "CPU-s: user+system CPU seconds of all members (/proc/<pid>/stat, %.0f ticks/s) per %d requests of the workload.\n", clockTicks(), cpuPer)
+	if selected["put1"] || selected["put100"] || selected["range"] {
+		fmt.Fprintf(&b, "CPU-s: user+system CPU seconds of all members (/proc/<pid>/stat, %.0f ticks/s) per %d requests of the workload.\n", clockTicks(), cpuPer)
+	}
 	if selected["scale"] {
 		fmt.Fprintf(&b, "scale rows: %d keys of 1 KiB loaded into a fresh 3-member cluster of each kind (see docs/PERFORMANCE.md).\n", scaleKeys)
 	}
