@@ -268,24 +268,32 @@ type cluster struct {
 	bin     string
 	dir     string
 	token   string
+	quota   int64 // --quota-backend-bytes
 	members []*member
 	reg     *procs
 }
 
+// Backend quotas: one the regular workloads cannot hit, and twice that
+// for the scale rows (1,000,000 keys of 1 KiB is ~1 GiB plus history).
+const (
+	regularQuota = 4 << 30
+	scaleQuota   = 8 << 30
+)
+
 // commonFlags are passed identically to etcd and Cadre: the defaults of
 // etcd v3.7 written out, so both run with the same timing and snapshots.
-func commonFlags() []string {
+func commonFlags(quota int64) []string {
 	return []string{
 		"--heartbeat-interval", "100",
 		"--election-timeout", "1000",
 		"--snapshot-count", "10000",
-		"--quota-backend-bytes", strconv.Itoa(4 << 30),
+		"--quota-backend-bytes", strconv.FormatInt(quota, 10),
 		"--log-level", "warn",
 	}
 }
 
-func newCluster(kind, bin, dir string, n int, reg *procs) (*cluster, error) {
-	c := &cluster{kind: kind, bin: bin, dir: dir, token: "bench-" + kind, reg: reg}
+func newCluster(kind, bin, dir string, n int, quota int64, reg *procs) (*cluster, error) {
+	c := &cluster{kind: kind, bin: bin, dir: dir, token: "bench-" + kind, quota: quota, reg: reg}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -341,7 +349,7 @@ func (c *cluster) flags(m *member, initial, state string) []string {
 		"--initial-cluster", initial,
 		"--initial-cluster-state", state,
 		"--initial-cluster-token", c.token,
-	}, commonFlags()...)
+	}, commonFlags(c.quota)...)
 }
 
 func (c *cluster) start(ctx context.Context) error {

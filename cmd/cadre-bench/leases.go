@@ -88,7 +88,12 @@ func revokeCost(ctx context.Context, cli *clientv3.Client, prefix string) (float
 
 // loadKeys writes n keys without a lease, in txns of many puts.
 func loadKeys(ctx context.Context, cli *clientv3.Client, n int) error {
-	val := strings.Repeat("v", 100)
+	return putBatched(ctx, cli, n, func(i int) string { return fmt.Sprintf("lease-bulk/%08d", i) }, strings.Repeat("v", 100))
+}
+
+// putBatched writes key(i) = val for i in [0, n), in txns of loadTxnOps
+// puts from loadGoroutines goroutines.
+func putBatched(ctx context.Context, cli *clientv3.Client, n int, key func(int) string, val string) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, loadGoroutines)
@@ -103,7 +108,7 @@ func loadKeys(ctx context.Context, cli *clientv3.Client, n int) error {
 				}
 				ops := make([]clientv3.Op, 0, loadTxnOps)
 				for i := from; i < min(from+loadTxnOps, n); i++ {
-					ops = append(ops, clientv3.OpPut(fmt.Sprintf("lease-bulk/%08d", i), val))
+					ops = append(ops, clientv3.OpPut(key(i), val))
 				}
 				tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				_, err := cli.Txn(tctx).Then(ops...).Commit()

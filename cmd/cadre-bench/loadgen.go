@@ -27,6 +27,7 @@ var ErrLoad = errors.New("load")
 // loadResult is what one load run yields; latencies in milliseconds.
 type loadResult struct {
 	RPS, P50, P99 float64
+	CPUPer10k     float64 // server CPU seconds (all members) per cpuPer requests
 	N, Errors     int
 	Via           string // "benchmark tool" or "built-in"
 }

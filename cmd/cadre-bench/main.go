@@ -5,6 +5,7 @@
 //	go run ./cmd/cadre-bench                 # full run, etcd then Cadre
 //	go run ./cmd/cadre-bench -smoke          # CI: Cadre only, tiny loads
 //	go run ./cmd/cadre-bench -only put1,watch -duration 5s
+//	go run ./cmd/cadre-bench -only scale -scale 1000000   # scale rows, ~1 GiB
 package main
 
 import (
@@ -22,9 +23,10 @@ import (
 	"time"
 )
 
-// workloadNames in run order; -only picks a subset.
+// workloadNames in run order; -only picks a subset. "scale" runs only
+// with -scale N, on fresh clusters after the others.
 func workloadNames() []string {
-	return []string{"rss", "put1", "put100", "range", "txn", "cas", "watch", "learner", "gap", "leases"}
+	return []string{"rss", "put1", "put100", "range", "txn", "cas", "watch", "learner", "gap", "leases", "scale"}
 }
 
 // params scale the workloads; smoke mode shrinks them.
@@ -40,6 +42,7 @@ type params struct {
 	LearnerTimeout time.Duration `json:"learner_timeout"`
 	LeaseKeyspace  int           `json:"lease_keyspace"` // keys present while leases are revoked and expire
 	Builtin        bool          `json:"builtin_load"`   // own client/v3 loads instead of etcd's benchmark tool
+	ScaleKeys      int           `json:"scale_keys"`     // -scale: 1 KiB keys of the scale rows (0 = no scale rows)
 }
 
 type bench struct {
@@ -66,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	only := fs.String("only", "", "comma-separated workloads to run (default all): "+strings.Join(workloadNames(), ","))
 	cadreOnly := fs.Bool("cadre-only", false, "measure Cadre only (no etcd build or run)")
 	smoke := fs.Bool("smoke", false, "CI smoke run: Cadre only, a few seconds per workload, tiny loads, nothing built from the module proxy")
+	scale := fs.Int("scale", 0, "also run the scale rows with this many 1 KiB keys on fresh clusters (1000000 = about 1 GiB); 0 = off")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -85,11 +89,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		b.sel[w] = true
 	}
+	if b.sel["scale"] && *scale <= 0 {
+		fmt.Fprintf(stderr, "cadre-bench: -only scale needs -scale N (keys to load)\n")
+		return 2
+	}
 	if len(b.sel) == 0 {
 		for _, w := range workloadNames() {
 			b.sel[w] = true
 		}
 	}
+	b.sel["scale"] = *scale > 0
 	b.sel["rss"] = true // idle RSS costs nothing and anchors every run
 	b.p = fullParams(*dur)
 	if *smoke {
@@ -99,12 +108,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		b.p = smokeParams(*dur)
 	}
+	b.p.ScaleKeys = max(0, *scale)
 
 	// A hard cap on the whole run, and Ctrl-C / SIGTERM cancel it.
 	limit := 30 * time.Minute
 	if *smoke {
 		limit = 5 * time.Minute
 	}
+	limit += scaleBudget(b.p.ScaleKeys)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -199,7 +210,7 @@ func (b *bench) main(ctx context.Context, out string, cadreOnly bool) error {
 	// Both clusters run side by side and every workload runs on etcd, then
 	// at once on Cadre: outside load that comes and goes hits both sides of
 	// a row alike, instead of one whole phase.
-	kinds := []struct{ kind, bin string }{{"etcd", etcdBin}, {"cadre", cadreBin}}
+	kinds := []serverKind{{"etcd", etcdBin}, {"cadre", cadreBin}}
 	if cadreOnly {
 		kinds = kinds[1:]
 	}
@@ -210,17 +221,28 @@ func (b *bench) main(ctx context.Context, out string, cadreOnly bool) error {
 		}
 	}()
 	for _, k := range kinds {
-		sd, err := b.startSide(ctx, k.kind, k.bin, toolBin)
+		sd, err := b.startSide(ctx, k.kind, k.kind, k.bin, toolBin, regularQuota)
 		if err != nil {
 			return err
 		}
 		sides = append(sides, sd)
 	}
-	if err := b.runInterleaved(ctx, sides); err != nil {
+	if err := b.runInterleaved(ctx, sides, regularSteps()); err != nil {
 		return err
 	}
 
-	table := b.res.table(b.sel)
+	if b.sel["scale"] {
+		// The scale rows get fresh clusters; the others' are done.
+		for _, sd := range sides {
+			sd.close()
+		}
+		sides = nil
+		if err := b.runScale(ctx, kinds, toolBin); err != nil {
+			return err
+		}
+	}
+
+	table := b.res.table(b.sel, m, b.p.ScaleKeys)
 	fmt.Fprintf(b.stdout, "\n%s\n\n%s", m, table)
 	if len(b.res.Notes["etcd"])+len(b.res.Notes["cadre"]) > 0 {
 		fmt.Fprintf(b.stdout, "\nnotes:\n")
@@ -244,17 +266,17 @@ type side struct {
 	broken bool // the cluster lost its quorum: its remaining rows are skipped
 }
 
-// startSide starts a fresh 3-member cluster of one kind.
-func (b *bench) startSide(ctx context.Context, kind, bin, toolBin string) (*side, error) {
-	dir := filepath.Join(b.out, kind)
-	c, err := newCluster(kind, bin, dir, 3, b.reg)
+// startSide starts a fresh 3-member cluster of one kind in b.out/name.
+func (b *bench) startSide(ctx context.Context, name, kind, bin, toolBin string, quota int64) (*side, error) {
+	dir := filepath.Join(b.out, name)
+	c, err := newCluster(kind, bin, dir, 3, quota, b.reg)
 	if err != nil {
 		return nil, err
 	}
 	closeFn := func() {
 		c.close()
 		for _, m := range c.members {
-			_ = copyFile(filepath.Join(b.out, "raw", kind+"-"+m.name+".log"), m.logPath)
+			_ = copyFile(filepath.Join(b.out, "raw", name+"-"+m.name+".log"), m.logPath)
 			// The data dirs (100+ MB after the load) are not worth keeping.
 			_ = os.RemoveAll(m.dataDir)
 		}
@@ -271,21 +293,32 @@ func (b *bench) startSide(ctx context.Context, kind, bin, toolBin string) (*side
 	return &side{kind: kind, c: c, w: &workloads{b: b, c: c, kind: kind, tool: toolBin}, close: closeFn}, nil
 }
 
-// runInterleaved runs every selected workload on each side in turn. A
-// failing workload is noted and the next one runs; only Ctrl-C ends the
-// run early.
-func (b *bench) runInterleaved(ctx context.Context, sides []*side) error {
-	steps := []struct {
-		name string
-		fn   func(*workloads, context.Context) error
-	}{
-		{"rss", (*workloads).rssIdle}, {"put1", (*workloads).put1}, {"put100", (*workloads).put100},
-		{"range", (*workloads).rangeOne}, {"txn", (*workloads).txnMixed}, {"cas", (*workloads).cas},
-		{"watch", (*workloads).watch}, {"learner", (*workloads).learner}, {"gap", (*workloads).gaps},
-		{"leases", (*workloads).leases},
+// step is one workload (or one phase of the scale workload); a failed
+// fatal step skips the side's remaining steps.
+type step struct {
+	name, workload string
+	fn             func(*workloads, context.Context) error
+	fatal          bool
+}
+
+func regularSteps() []step {
+	s := func(name string, fn func(*workloads, context.Context) error) step {
+		return step{name: name, workload: name, fn: fn}
 	}
+	return []step{
+		s("rss", (*workloads).rssIdle), s("put1", (*workloads).put1), s("put100", (*workloads).put100),
+		s("range", (*workloads).rangeOne), s("txn", (*workloads).txnMixed), s("cas", (*workloads).cas),
+		s("watch", (*workloads).watch), s("learner", (*workloads).learner), s("gap", (*workloads).gaps),
+		s("leases", (*workloads).leases),
+	}
+}
+
+// runInterleaved runs every selected step on each side in turn. A
+// failing step is noted and the next one runs; only Ctrl-C ends the run
+// early.
+func (b *bench) runInterleaved(ctx context.Context, sides []*side, steps []step) error {
 	for _, s := range steps {
-		if !b.sel[s.name] {
+		if !b.sel[s.workload] {
 			continue
 		}
 		for _, sd := range sides {
@@ -300,7 +333,7 @@ func (b *bench) runInterleaved(ctx context.Context, sides []*side) error {
 			if err != nil {
 				b.logf("[%s] %s failed: %v", sd.kind, s.name, err)
 				b.res.note(sd.kind, "%s: %v", s.name, err)
-				if errors.Is(err, ErrCluster) && len(sd.c.running()) < 2 {
+				if s.fatal || (errors.Is(err, ErrCluster) && len(sd.c.running()) < 2) {
 					sd.broken = true
 				}
 			}

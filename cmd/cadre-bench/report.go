@@ -43,11 +43,15 @@ func rows() []struct {
 		{"put1", metric{"put1.rps", "put, 1 client 1 conn (leader)", "req/s", true, "", nil}},
 		{"put1", metric{"put1.p50", "put, 1 client: p50", "ms", false, "<= 0.4x", le(0.4)}},
 		{"put1", metric{"put1.p99", "put, 1 client: p99", "ms", false, "", nil}},
+		{"put1", metric{"put1.cpu", "put, 1 client: server CPU per 10k puts", "CPU-s", false, "", nil}},
 		{"put100", metric{"put100.rps", "put, 100 clients 10 conns", "req/s", true, ">= 1.5x", ge(1.5)}},
 		{"put100", metric{"put100.p99", "put, 100 clients: p99", "ms", false, "<= 1.0x", le(1)}},
 		{"put100", metric{"put100.fsyncs", "put, 100 clients: WAL fsyncs per put (leader)", "count", false, "", nil}},
+		{"put100", metric{"put100.cpu", "put, 100 clients: server CPU per 10k puts", "CPU-s", false, "", nil}},
 		{"range", metric{"range.l", "range 1 key, 100 clients, linearizable", "req/s", true, ">= 1.5x", ge(1.5)}},
 		{"range", metric{"range.s", "range 1 key, 100 clients, serializable", "req/s", true, ">= 1.3x", ge(1.3)}},
+		{"range", metric{"range.l.cpu", "range linearizable: server CPU per 10k reads", "CPU-s", false, "", nil}},
+		{"range", metric{"range.s.cpu", "range serializable: server CPU per 10k reads", "CPU-s", false, "", nil}},
 		{"txn", metric{"txn.rps", "txn-mixed, 50 clients (1:1 read:put)", "txn/s", true, "", nil}},
 		{"cas", metric{"cas.rps", "CAS get+txn, 50 clients", "CAS/s", true, "", nil}},
 		{"watch", metric{"watch.p50", "watch event latency p50", "ms", false, "", nil}},
@@ -61,7 +65,74 @@ func rows() []struct {
 		{"leases", metric{"lease.expiry.p99", "put p99 while 100 leases expire over the large keyspace", "ms", false, "<= 2.0x", le(2)}},
 		{"leases", metric{"lease.expiry.gone", "100 expiring leases: grant -> all their keys gone", "s", false, "", nil}},
 		{"leases", metric{"lease.expiry.errors", "puts failed while 100 leases expire", "count", false, "", nil}},
+		{"scale", metric{"scale.load", "scale: load 1 KiB keys, 100 clients", "keys/s", true, "", nil}},
+		{"scale", metric{"scale.rss", "scale: RSS after load (max of members)", "MiB", false, "", nil}},
+		{"scale", metric{"scale.range10k", "scale: range of 10,000 keys, linearizable: median", "ms", false, "", nil}},
+		{"scale", metric{"scale.compact", "scale: compaction of half the history", "s", false, "", nil}},
+		{"scale", metric{"scale.compact.p99", "scale: put p99 during the compaction", "ms", false, "", nil}},
+		{"scale", metric{"scale.compact.max", "scale: put max during the compaction", "ms", false, "", nil}},
+		{"scale", metric{"scale.defrag", "scale: defragmentation of one member", "s", false, "", nil}},
+		{"scale", metric{"scale.restart", "scale: kill -9 all, restart -> linearizable read", "s", false, "", nil}},
+		{"scale", metric{"scale.learner", "scale: learner catch-up (add -> promote)", "s", false, "", nil}},
 	}
+}
+
+// Floors a latency row is divided by (floor.go): "put" is the floor of a
+// 1-client put (every write through consensus: puts, lease revokes),
+// "grpc" the gRPC unary round trip p50 (every other latency). p99 and max
+// rows are divided by the same p50 floor.
+const (
+	floorPut  = "put"
+	floorGRPC = "grpc"
+)
+
+func floorOf(key string) string {
+	return map[string]string{
+		"put1.p50": floorPut, "put1.p99": floorPut, "put100.p99": floorPut,
+		"watch.p50": floorGRPC, "watch.p99": floorGRPC,
+		"lease.revoke.small": floorPut, "lease.revoke.large": floorPut, "lease.expiry.p99": floorPut,
+		"scale.range10k": floorGRPC, "scale.compact.p99": floorPut, "scale.compact.max": floorPut,
+	}[key]
+}
+
+// floorMS is the floor of that kind measured in this run (0 if unknown).
+func (m machine) floorMS(kind string) float64 {
+	switch kind {
+	case floorPut:
+		return m.PutFloorMS
+	case floorGRPC:
+		return m.GRPCP50ms
+	}
+	return 0
+}
+
+// floorRatio is one latency row against the machine's floor.
+type floorRatio struct {
+	Floor   string             `json:"floor"` // "put" or "grpc"
+	FloorMS float64            `json:"floor_ms"`
+	Ratio   map[string]float64 `json:"ratio"` // server -> value / floor
+}
+
+// floorRatios divides every latency value by its floor.
+func floorRatios(m machine, r *results) map[string]floorRatio {
+	out := map[string]floorRatio{}
+	for _, row := range rows() {
+		kind := floorOf(row.Key)
+		f := m.floorMS(kind)
+		if kind == "" || f <= 0 {
+			continue
+		}
+		fr := floorRatio{Floor: kind, FloorMS: f, Ratio: map[string]float64{}}
+		for _, srv := range []string{"etcd", "cadre"} {
+			if v, ok := r.Values[srv][row.Key]; ok {
+				fr.Ratio[srv] = v / f
+			}
+		}
+		if len(fr.Ratio) > 0 {
+			out[row.Key] = fr
+		}
+	}
+	return out
 }
 
 // results holds each server's figures by metric key (absent = not run or
@@ -86,11 +157,14 @@ func (r *results) note(server, format string, args ...any) {
 }
 
 // table renders the comparison. A ratio is Cadre/etcd; whether a high or
-// low ratio is good is in the "better" column.
-func (r *results) table(selected map[string]bool) string {
+// low ratio is good is in the "better" column. Latency rows also carry
+// each server's figure divided by the machine's floor (see the legend).
+func (r *results) table(selected map[string]bool, m machine, scaleKeys int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-46s %-6s %10s %10s %9s %-7s %s\n", "workload", "unit", "etcd", "Cadre", "Cadre/etcd", "better", "target (issue 6)")
-	fmt.Fprintf(&b, "%s\n", strings.Repeat("-", 110))
+	const rowFmt = "%-56s %-6s %10s %10s %10s %10s %11s %-7s %s\n"
+	fmt.Fprintf(&b, rowFmt, "workload", "unit", "etcd", "Cadre", "Cadre/etcd", "etcd/floor", "Cadre/floor", "better", "target (issue 6)")
+	fmt.Fprintf(&b, "%s\n", strings.Repeat("-", 146))
+	floors := floorRatios(m, r)
 	for _, row := range rows() {
 		if !selected[row.workload] {
 			continue
@@ -114,7 +188,41 @@ func (r *results) table(selected map[string]bool) string {
 		if row.HigherBetter {
 			better = "higher"
 		}
-		fmt.Fprintf(&b, "%-46s %-6s %10s %10s %9s %-7s %s\n", row.Name, row.Unit, num(e, eok), num(c, cok), ratio, better, verdict)
+		ef, cf := floorCells(floors, row.Key)
+		fmt.Fprintf(&b, rowFmt, row.Name, row.Unit, num(e, eok), num(c, cok), ratio, ef, cf, better, verdict)
+	}
+	b.WriteString(legend(m, selected, scaleKeys))
+	return b.String()
+}
+
+// floorCells are a row's etcd/floor and Cadre/floor cells: blank for a
+// row that has no floor, "-" for a missing value.
+func floorCells(floors map[string]floorRatio, key string) (string, string) {
+	if floorOf(key) == "" {
+		return "", ""
+	}
+	cell := func(srv string) string {
+		if v, ok := floors[key].Ratio[srv]; ok && v < 100 {
+			return fmt.Sprintf("%.1fx", v)
+		} else if ok {
+			return fmt.Sprintf("%.0fx", v)
+		}
+		return "-"
+	}
+	return cell("etcd"), cell("cadre")
+}
+
+// legend says what the floor and CPU columns divide by.
+func legend(m machine, selected map[string]bool, scaleKeys int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nx/floor: the figure divided by the floor measured in this run: put latencies (and lease revokes, also one write\n"+
+		"through consensus) by the floor of a 1-client put (%.3f ms); every other latency by the gRPC unary round trip p50\n"+
+		"(%.3f ms). p99 and max rows are divided by the same p50 floors.\n", m.PutFloorMS, m.GRPCP50ms)
+	if selected["put1"] || selected["put100"] || selected["range"] {
+		fmt.Fprintf(&b, "CPU-s: user+system CPU seconds of all members (/proc/<pid>/stat, %.0f ticks/s) per %d requests of the workload.\n", clockTicks(), cpuPer)
+	}
+	if selected["scale"] {
+		fmt.Fprintf(&b, "scale rows: %d keys of 1 KiB loaded into a fresh 3-member cluster of each kind (see docs/PERFORMANCE.md).\n", scaleKeys)
 	}
 	return b.String()
 }
@@ -224,7 +332,8 @@ func (m machine) String() string {
 
 // writeSummary writes summary.json and table.txt into out.
 func writeSummary(out string, m machine, r *results, table string, params map[string]any) error {
-	b, err := json.MarshalIndent(map[string]any{"machine": m, "params": params, "results": r}, "", "  ")
+	b, err := json.MarshalIndent(map[string]any{"machine": m, "params": params, "results": r,
+		"floor_ratios": floorRatios(m, r), "cpu_per_requests": cpuPer, "clock_ticks_per_s": clockTicks()}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -39,20 +40,44 @@ func (w *workloads) logf(format string, a ...any) {
 func (w *workloads) load(ctx context.Context, spec loadSpec) (loadResult, error) {
 	var res loadResult
 	var err error
+	before, cerr := sampleCPU(w.c.running())
 	if w.b.p.Builtin || spec.toolArgs == nil {
 		res, err = runBuiltin(ctx, spec, w.b.p.Duration, 1<<30)
 	} else {
 		raw := filepath.Join(w.b.out, "raw", w.kind+"-"+spec.name+".txt")
 		res, err = runTool(ctx, w.tool, spec, w.b.p.Duration, raw)
 	}
-	if err == nil {
-		w.logf("%s: %.0f req/s, p50 %.2f ms, p99 %.2f ms (%d requests, %d errors, %s)",
-			spec.name, res.RPS, res.P50, res.P99, res.N, res.Errors, res.Via)
-		if res.Errors > 0 {
-			w.b.res.note(w.kind, "%s: %d failed requests", spec.name, res.Errors)
-		}
+	if err != nil {
+		return res, err
 	}
-	return res, err
+	res.CPUPer10k = w.cpuPer10k(spec.name, before, cerr, res.N)
+	w.logf("%s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, server CPU %.2f s per %d requests (%d requests, %d errors, %s)",
+		spec.name, res.RPS, res.P50, res.P99, res.CPUPer10k, cpuPer, res.N, res.Errors, res.Via)
+	if res.Errors > 0 {
+		w.b.res.note(w.kind, "%s: %d failed requests", spec.name, res.Errors)
+	}
+	return res, nil
+}
+
+// cpuPer10k is the members' CPU seconds since before per cpuPer requests
+// (NaN, and a note, when it cannot be known).
+func (w *workloads) cpuPer10k(name string, before cpuSample, berr error, n int) float64 {
+	after, err := sampleCPU(w.c.running())
+	var used float64
+	if err == nil {
+		err = berr
+	}
+	if err == nil {
+		used, err = cpuSince(before, after)
+	}
+	if err == nil && n == 0 {
+		err = fmt.Errorf("no requests")
+	}
+	if err != nil {
+		w.b.res.note(w.kind, "%s: no server CPU figure: %v", name, err)
+		return math.NaN()
+	}
+	return used / float64(n) * cpuPer
 }
 
 func maxRSS(ms []*member) float64 {
@@ -94,6 +119,7 @@ func (w *workloads) put1(ctx context.Context) error {
 	w.set("put1.rps", res.RPS)
 	w.set("put1.p50", res.P50)
 	w.set("put1.p99", res.P99)
+	w.set("put1.cpu", res.CPUPer10k)
 	return nil
 }
 
@@ -110,6 +136,7 @@ func (w *workloads) put100(ctx context.Context) error {
 	}
 	w.set("put100.rps", res.RPS)
 	w.set("put100.p99", res.P99)
+	w.set("put100.cpu", res.CPUPer10k)
 	if after, err := lead.metric(walFsyncCount); ferr == nil && err == nil && res.N > 0 {
 		w.set("put100.fsyncs", (after-before)/float64(res.N))
 		w.logf("put100: %.0f WAL fsyncs on the leader for %d puts", after-before, res.N)
@@ -142,6 +169,7 @@ func (w *workloads) rangeOne(ctx context.Context) error {
 			return err
 		}
 		w.set(mode.key, res.RPS)
+		w.set(mode.key+".cpu", res.CPUPer10k)
 	}
 	return nil
 }
