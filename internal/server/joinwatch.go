@@ -21,8 +21,10 @@ func (s *Server) reportPromotion() {
 		}
 		m := s.cluster.Member(s.id)
 		switch {
-		case m == nil:
+		case m == nil && s.cluster.IsRemoved(s.id):
 			return
+		case m == nil:
+			continue // a joining member that has not applied its own add yet
 		case !m.IsLearner:
 			if !waitingSince.IsZero() {
 				s.lg.Info("the leader promoted this member: it now votes and serves clients", "waited", time.Since(waitingSince).Round(time.Millisecond).String())
