@@ -3,7 +3,6 @@ package mvcc
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -367,31 +366,13 @@ func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
 	if rev > b.rev {
 		return nil, fmt.Errorf("%w: requested %d, current %d", ErrFutureRev, rev, b.rev)
 	}
-	start := time.Now()
 	// Committed before the compactor deletes anything, so a file never
-	// lacks revisions its compacted revision says it holds.
+	// lacks revisions its compacted revision says it holds. The index is
+	// not walked here: with a million keys that walk held every write for
+	// hundreds of milliseconds. Reads at or above rev see the same with or
+	// without the older entries, and the compactor trims them (and deletes
+	// them from the file) in the background.
 	b.sync, b.dirty = true, true
-	type change struct {
-		ki   *keyIndex
-		drop int
-	}
-	var changes []change
-	b.tree.Ascend(func(ki *keyIndex) bool {
-		if n := ki.compactDrop(rev); n > 0 {
-			changes = append(changes, change{ki, n})
-		}
-		return true
-	})
-	removed := 0
-	for _, c := range changes {
-		removed += c.drop
-		if c.drop == len(c.ki.revs) {
-			b.tree.Delete(c.ki)
-			continue
-		}
-		b.tree.ReplaceOrInsert(&keyIndex{key: c.ki.key, revs: slices.Clone(c.ki.revs[c.drop:]),
-			create: c.ki.create, ver: c.ki.ver, gen: b.gen})
-	}
 	if b.mvccb.Get(keyFinishedCompactRev) == nil {
 		// First compaction of this file, or of a file from before
 		// background compaction: everything up to the old compacted
@@ -404,8 +385,7 @@ func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
 		return nil, b.fail(fmt.Errorf("mvcc: compact: save compacted revision: %w", err))
 	}
 	b.compacted = rev
-	b.s.log.Info("mvcc compacted index; old revisions are deleted in the background", "revision", rev,
-		"dropped-revisions", removed, "took", time.Since(start))
+	b.s.log.Info("mvcc compaction applied; old revisions are trimmed and deleted in the background", "revision", rev)
 	return &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: b.rev}}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -53,16 +54,66 @@ type stepResult struct {
 	deleted  int  // kv entries deleted
 }
 
-// holds reports whether the index holds the write of key at r.
-func holds(t *index, probe *keyIndex, key []byte, r revision) bool {
+// compactedAway reports whether a compaction at target drops the write of
+// key at r (r.main <= target): the index no longer holds it, or holds it
+// among the entries the compaction drops and the trim has not yet removed.
+// The answer is the same however far the background trim got.
+func compactedAway(t *index, probe *keyIndex, key []byte, r revision, target int64) bool {
 	probe.key = key
 	ki, ok := t.Get(probe)
 	probe.key = nil
 	if !ok {
-		return false
+		return true
 	}
 	i := sort.Search(len(ki.revs), func(i int) bool { return !ki.revs[i].revision.less(r) })
-	return i < len(ki.revs) && ki.revs[i].revision == r
+	if i == len(ki.revs) || ki.revs[i].revision != r {
+		return true
+	}
+	return i < ki.compactDrop(target)
+}
+
+// trimIndexStep trims up to limit keys of the index to the compaction at
+// target, from s.trimNext on, and publishes the trimmed index; the caller
+// holds wmu, so no batch is open. It reports whether keys remain.
+func (s *Store) trimIndexStep(target int64, limit int) bool {
+	s.mu.Lock()
+	t := s.tree.Clone() // under mu: btree.Clone must not overlap readers
+	s.mu.Unlock()
+	type change struct {
+		ki   *keyIndex
+		drop int
+	}
+	var changes []change
+	var next []byte
+	n := 0
+	t.AscendGreaterOrEqual(&keyIndex{key: s.trimNext}, func(ki *keyIndex) bool {
+		if n == limit {
+			next = ki.key
+			return false
+		}
+		n++
+		if d := ki.compactDrop(target); d > 0 {
+			changes = append(changes, change{ki, d})
+		}
+		return true
+	})
+	for _, c := range changes {
+		if c.drop == len(c.ki.revs) {
+			t.Delete(c.ki)
+			continue
+		}
+		// A new keyIndex with gen 0, which no batch owns: published
+		// readers keep the old one.
+		t.ReplaceOrInsert(&keyIndex{key: c.ki.key, revs: slices.Clone(c.ki.revs[c.drop:]), create: c.ki.create, ver: c.ki.ver})
+	}
+	s.mu.Lock()
+	s.tree = t
+	if next == nil {
+		s.trimmed = target
+	}
+	s.mu.Unlock()
+	s.trimNext = next
+	return next != nil
 }
 
 // kvKey returns the key field of an encoded KeyValue without copying it.
@@ -183,20 +234,29 @@ func (s *Store) compactStep(stop <-chan struct{}, job *compactJob, limit int) (r
 		return res, s.failed
 	}
 	s.mu.RLock()
-	closed, target, finished, epoch, tree := s.closed, s.compacted, s.finished, s.epoch, s.tree
+	closed, target, finished, trimmed, epoch, tree := s.closed, s.compacted, s.finished, s.trimmed, s.epoch, s.tree
 	s.mu.RUnlock()
-	if closed || finished >= target {
+	if closed || (finished >= target && trimmed >= target) {
 		job.target = 0
+		return res, nil
+	}
+	if trimmed < target {
+		// The index first, in steps of limit keys (etcd also trims its
+		// index in the background); then the file.
+		if job.target != target || job.epoch != epoch {
+			*job = compactJob{target: target, epoch: epoch, started: time.Now()}
+			s.trimNext = nil
+			s.log.Info("background compaction started", "compact-revision", target, "previous", finished)
+		}
+		// The file's deletion then starts at job.next, its beginning.
+		s.trimIndexStep(target, limit)
+		res.more = true
 		return res, nil
 	}
 	if job.target != target || job.epoch != epoch {
 		// A newer compaction covers everything the older one would delete,
 		// but also entries before job.next: start from the beginning.
-		if job.target == 0 || job.epoch != epoch {
-			s.log.Info("background compaction started", "compact-revision", target, "previous", finished)
-		}
-		*job = compactJob{target: target, epoch: epoch}
-		job.started = time.Now()
+		*job = compactJob{target: target, epoch: epoch, started: time.Now()}
 	}
 	start := time.Now()
 	tx, own := s.wtx, false
@@ -232,7 +292,7 @@ func (s *Store) compactStep(stop <-chan struct{}, job *compactJob, limit int) (r
 			err = fmt.Errorf("revision %d/%d: %w", r.main, r.sub, kerr)
 			break
 		}
-		if !holds(tree, probe, key, r) {
+		if compactedAway(tree, probe, key, r, target) {
 			dead = append(dead, bytes.Clone(k))
 		}
 		job.next = revision{main: r.main, sub: r.sub + 1}

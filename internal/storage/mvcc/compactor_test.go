@@ -174,7 +174,9 @@ func TestBackgroundCompaction(t *testing.T) {
 				if _, err := s.Range(&pb.RangeRequest{Key: []byte("k00"), Revision: at - 1}); !errors.Is(err, ErrCompacted) {
 					t.Fatalf("step %d: read below the compaction = %v, want ErrCompacted", steps, err)
 				}
-				if steps == 1 {
+				if steps == 1 || steps%7 == 0 {
+					// The first step trims the index; the later ones delete
+					// from the file: reads and HashKV never differ.
 					for rev := int64(at); rev <= cur; rev += 37 {
 						if got, want := rangeAll(t, s, rev), rangeAll(t, ref, rev); got != want {
 							t.Fatalf("read at %d during compaction differs from the uncompacted store:\n got %s\nwant %s", rev, got, want)
@@ -183,6 +185,8 @@ func TestBackgroundCompaction(t *testing.T) {
 					if h, _, comp, err := s.HashKV(cur); err != nil || h != mustHashAfter(t, hist, at, cur) || comp != at {
 						t.Fatalf("HashKV during compaction = %08x, %d, %v", h, comp, err)
 					}
+				}
+				if steps == 1 {
 					id := mustWatch(t, ws, "k", "l", at-1, WatchOptions{})
 					if r := recv(t, ws); r.WatchID != id || r.CompactRevision != at {
 						t.Fatalf("watch from %d during compaction: %+v, want compact revision %d", at-1, r, at)
@@ -399,5 +403,59 @@ func TestCloseDuringCompaction(t *testing.T) {
 	defer s.Close()
 	if got, want := storedRevs(t, s), wantAfterCompact(hist, 250); !slices.Equal(got, want) {
 		t.Fatalf("kv holds %v\nwant %v", got, want)
+	}
+}
+
+// TestIndexTrimmedInSteps: the apply batch of a compaction leaves the index
+// alone; the compactor trims it in steps of CompactionBatchLimit keys
+// before it deletes from the file. Between any two steps, reads at every
+// revision from the compacted one on, and HashKV, equal those of a store
+// that never compacted (reads) or finished compacting (hash).
+func TestIndexTrimmedInSteps(t *testing.T) {
+	pc := newPausedCompactor()
+	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CompactionBatchLimit: 5, afterCompactStep: pc.hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ref := openTest(t)
+	hist := genHistory(t, s, 7, 2000) // seed 7: mustHashAfter rebuilds it
+	genHistory(t, ref, 7, 2000)
+	const at = 1500
+	if err := compact(s, at); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := s.Rev()
+	wantHash := mustHashAfter(t, hist, at, cur)
+	trimSteps := 0
+	for steps := 1; steps < 5000; steps++ {
+		res := pc.next(t)
+		s.mu.RLock()
+		trimming := s.trimmed < at
+		s.mu.RUnlock()
+		if trimming {
+			trimSteps++
+		}
+		if res.finished {
+			pc.release()
+			break
+		}
+		if !trimming && steps%10 != 0 {
+			pc.resume <- struct{}{} // deleting from the file: looked at every tenth step
+			continue
+		}
+		for rev := int64(at); rev <= cur; rev += 53 {
+			if got, want := rangeAll(t, s, rev), rangeAll(t, ref, rev); got != want {
+				t.Fatalf("step %d (trimming %v): read at %d differs from the uncompacted store:\n got %s\nwant %s", steps, trimming, rev, got, want)
+			}
+		}
+		if h, _, _, err := s.HashKV(cur); err != nil || h != wantHash {
+			t.Fatalf("step %d (trimming %v): HashKV = %08x, %v", steps, trimming, h, err)
+		}
+		pc.resume <- struct{}{}
+	}
+	// 25 keys, 5 per step: the trim took several steps, not the batch.
+	if trimSteps < 4 {
+		t.Fatalf("the index was trimmed in %d background steps; want at least 4 (25 keys, 5 per step)", trimSteps)
 	}
 }

@@ -71,7 +71,7 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compacted int64, err er
 			if err != nil {
 				return 0, 0, 0, err
 			}
-			if !holds(tree, probe, key, r) {
+			if compactedAway(tree, probe, key, r, comp) {
 				continue // dropped by the compaction, not yet deleted
 			}
 		}

@@ -101,6 +101,12 @@ type Store struct {
 	// loads: the compactor restarts its scan on a new file.
 	finished        int64
 	epoch           uint64
+	// The index is trimmed to a compaction in the background too, in
+	// steps (trimIndexStep): trimmed is the compaction it is trimmed to
+	// (guarded by mu, changed under wmu); trimNext is the first key the
+	// next step looks at (wmu).
+	trimmed  int64
+	trimNext []byte
 	compactProgress chan struct{} // closed when finished or the file changes
 	compactKick     chan struct{}
 	compactStop     chan struct{}
@@ -180,6 +186,7 @@ func (s *Store) load() error {
 	}
 	s.db, s.tree = db, st.tree
 	s.rev, s.compacted, s.finished = st.rev, st.compacted, st.finished
+	s.trimmed, s.trimNext = st.compacted, nil // load trims (or rebuilds from a finished file)
 	s.appliedIndex, s.appliedTerm = st.index, st.term
 	s.epoch++
 	if s.compactProgress != nil {
