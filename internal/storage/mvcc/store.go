@@ -99,14 +99,14 @@ type Store struct {
 	// Background compaction (compactor.go). finished and compactProgress
 	// are guarded by mu; finished changes only under wmu. epoch counts
 	// loads: the compactor restarts its scan on a new file.
-	finished        int64
-	epoch           uint64
+	finished int64
+	epoch    uint64
 	// The index is trimmed to a compaction in the background too, in
 	// steps (trimIndexStep): trimmed is the compaction it is trimmed to
 	// (guarded by mu, changed under wmu); trimNext is the first key the
 	// next step looks at (wmu).
-	trimmed  int64
-	trimNext []byte
+	trimmed         int64
+	trimNext        []byte
 	compactProgress chan struct{} // closed when finished or the file changes
 	compactKick     chan struct{}
 	compactStop     chan struct{}
