@@ -350,12 +350,12 @@ func (b *Batch) DeleteKeys(keys [][]byte) (int64, error) {
 	return n, nil
 }
 
-// Compact compacts history at rev: for each key the index keeps the newest
-// write at or below rev unless that write is a deletion, and everything
-// newer. It is logical and immediate: the index is compacted and the
-// compacted revision saved in this transaction, so once the batch commits
-// reads below rev fail and nothing dropped can be read. The dropped
-// revisions are deleted from the file in the background (compactor.go).
+// Compact compacts history at rev: for each key only the newest write at or
+// below rev (unless that write is a deletion) and everything newer remain
+// readable. It is logical and immediate: the compacted revision is saved
+// in this transaction, so once the batch commits reads below rev fail, and
+// nothing dropped can be read at rev or later. The index is trimmed and the
+// dropped revisions deleted from the file in the background (compactor.go).
 func (b *Batch) Compact(rev int64) (*pb.CompactionResponse, error) {
 	if err := b.usable(); err != nil {
 		return nil, err

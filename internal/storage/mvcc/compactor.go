@@ -13,21 +13,23 @@ import (
 
 // Background compaction, as etcd does it.
 //
-// Batch.Compact applies a compaction logically and at once: it compacts the
-// in-memory index and records the compacted revision (compacted_rev) in its
-// transaction, so from its commit on every read refuses older revisions and
-// finds only what the compaction keeps, on every member alike. The dropped
-// revisions are deleted from the kv bucket afterwards by the compactor
-// goroutine, in steps that look at no more than CompactionBatchLimit kv
-// entries, with CompactionSleepInterval between steps. A step holds the
-// write lock (wmu) only while it deletes and commits, so applied batches
-// (puts) go on between steps. The step that finds nothing left records
-// finished_compact_rev and commits.
+// Batch.Compact applies a compaction logically and at once: it records the
+// compacted revision (compacted_rev) in its transaction, so from its commit
+// on every read refuses older revisions, and a read at or after it sees
+// the same whether or not the older entries are still in the index. The
+// compactor goroutine then works in steps, with CompactionSleepInterval
+// between them: first it trims the index, CompactionBatchLimit keys per
+// step (publishing a trimmed copy), then it deletes the dropped revisions
+// from the kv bucket, looking at no more than CompactionBatchLimit entries
+// per step. A step holds the write lock (wmu) only for its own work, so
+// applied batches (puts) go on between steps. The step that finds nothing
+// left records finished_compact_rev and commits.
 //
 // A kv entry at or below the compaction's revision is deleted iff the
-// published index does not hold it. The index only ever loses revisions
-// below the compacted one (to compactions) and never gets them back, so no
-// reader can ask for what it lacks, and deleting is idempotent: after a
+// compaction drops it (compactedAway): the index no longer holds it, or
+// holds it among the entries the trim will drop. The index only ever loses
+// revisions below the compacted one, so no reader can ask for what was
+// deleted, and deleting is idempotent: after a
 // crash, load finds finished < compacted, compacts the rebuilt index the
 // same way and the compactor simply starts over.
 //

@@ -212,8 +212,8 @@ type loaded struct {
 // index; the current revision is the newest write (or the compacted revision
 // if compaction removed that write, e.g. a trailing tombstone). When the
 // file holds a compaction whose deletions did not finish (a crash while
-// the compactor ran), the index is compacted as Batch.Compact did it, and
-// the compactor finishes the deletions.
+// the compactor ran), the index is trimmed to it here, and the compactor
+// finishes the deletions.
 func rebuild(db *bolt.DB) (loaded, error) {
 	st := loaded{tree: newIndex(), rev: 1}
 	err := db.View(func(tx *bolt.Tx) error {
