@@ -1,6 +1,9 @@
 package mvcc
 
 import (
+	"bytes"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,11 +52,28 @@ type hub struct {
 }
 
 // watcherSet indexes synced watchers for event matching: single-key
-// watchers by key, range watchers in a list scanned per event.
+// watchers by key, range watchers sorted by start key with the furthest
+// end reached so far (byStart, reach), so an event looks only at the range
+// watchers that start at or before its key and stops as soon as none of
+// the earlier ones can reach it. Kubernetes-style prefix watchers on
+// distinct prefixes cost a binary search per event instead of a scan.
 type watcherSet struct {
 	keys   map[string]map[*watcher]struct{}
 	ranges map[*watcher]struct{}
+	// byStart and reach are rebuilt on the first match after a change:
+	// watchers change far less often than events arrive.
+	byStart []*watcher
+	reach   []rangeEnd // reach[i]: the furthest end among byStart[:i+1]
+	stale   bool
 }
+
+// rangeEnd is a range's exclusive end; open means no end (from-key).
+type rangeEnd struct {
+	end  []byte
+	open bool
+}
+
+func (e rangeEnd) after(key []byte) bool { return e.open || bytes.Compare(key, e.end) < 0 }
 
 func newWatcherSet() watcherSet {
 	return watcherSet{keys: map[string]map[*watcher]struct{}{}, ranges: map[*watcher]struct{}{}}
@@ -62,6 +82,7 @@ func newWatcherSet() watcherSet {
 func (ws *watcherSet) add(w *watcher) {
 	if len(w.end) > 0 {
 		ws.ranges[w] = struct{}{}
+		ws.stale = true
 		return
 	}
 	m := ws.keys[string(w.key)]
@@ -75,6 +96,7 @@ func (ws *watcherSet) add(w *watcher) {
 func (ws *watcherSet) delete(w *watcher) {
 	if len(w.end) > 0 {
 		delete(ws.ranges, w)
+		ws.stale = true
 		return
 	}
 	if m := ws.keys[string(w.key)]; m != nil {
@@ -96,13 +118,44 @@ func (ws *watcherSet) each(fn func(*watcher)) {
 	}
 }
 
+// rebuild sorts the range watchers by start and computes their reach.
+func (ws *watcherSet) rebuild() {
+	ws.byStart = ws.byStart[:0]
+	for w := range ws.ranges {
+		ws.byStart = append(ws.byStart, w)
+	}
+	slices.SortFunc(ws.byStart, func(a, b *watcher) int { return bytes.Compare(a.key, b.key) })
+	ws.reach = ws.reach[:0]
+	var r rangeEnd
+	for _, w := range ws.byStart {
+		switch {
+		case r.open:
+		case isGteEnd(w.end):
+			r = rangeEnd{open: true}
+		case bytes.Compare(w.end, r.end) > 0:
+			r = rangeEnd{end: w.end}
+		}
+		ws.reach = append(ws.reach, r)
+	}
+	ws.stale = false
+}
+
 // match calls fn for every watcher whose range holds key.
 func (ws *watcherSet) match(key []byte, fn func(*watcher)) {
 	for w := range ws.keys[string(key)] {
 		fn(w)
 	}
-	for w := range ws.ranges {
-		if w.matches(key) {
+	if len(ws.ranges) == 0 {
+		return
+	}
+	if ws.stale {
+		ws.rebuild()
+	}
+	// The last range starting at or before key, then back while an
+	// earlier range can still reach it.
+	i := sort.Search(len(ws.byStart), func(i int) bool { return bytes.Compare(ws.byStart[i].key, key) > 0 }) - 1
+	for ; i >= 0 && ws.reach[i].after(key); i-- {
+		if w := ws.byStart[i]; w.matches(key) {
 			fn(w)
 		}
 	}
