@@ -79,7 +79,7 @@ func (s *Store) ReadTxn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 		return nil, err
 	}
 	pos = 0
-	resp, err := v.exec(req, path, &pos)
+	resp, err := execTxn(v, req, path, &pos)
 	if err != nil {
 		return nil, err
 	}
@@ -134,36 +134,17 @@ func (v *readView) check(req *pb.TxnRequest, path []bool, pos *int) error {
 	return nil
 }
 
-// exec is Batch.execTxn without writes.
-func (v *readView) exec(req *pb.TxnRequest, path []bool, pos *int) (*pb.TxnResponse, error) {
-	ok := path[*pos]
-	*pos++
-	ops := branch(req, ok)
-	resp := &pb.TxnResponse{Header: &pb.ResponseHeader{}, Succeeded: ok, Responses: make([]*pb.ResponseOp, len(ops))}
-	for i, op := range ops {
-		out := &pb.ResponseOp{}
-		switch tv := op.Request.(type) {
-		case *pb.RequestOp_RequestRange:
-			plan, err := planRange(v.tree, &v.probe, v.rev, v.compacted, tv.RequestRange)
-			if err != nil {
-				return nil, err
-			}
-			r, err := finishRange(v.src, plan, tv.RequestRange)
-			if err != nil {
-				return nil, err
-			}
-			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: r}
-		case *pb.RequestOp_RequestTxn:
-			r := &pb.TxnResponse{Header: &pb.ResponseHeader{}}
-			if tv.RequestTxn != nil {
-				var err error
-				if r, err = v.exec(tv.RequestTxn, path, pos); err != nil {
-					return nil, err
-				}
-			}
-			out.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: r}
-		}
-		resp.Responses[i] = out
+// rangeReq reads at the view's revision (or the request's own).
+func (v *readView) rangeReq(r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	plan, err := planRange(v.tree, &v.probe, v.rev, v.compacted, r)
+	if err != nil {
+		return nil, err
 	}
-	return resp, nil
+	return finishRange(v.src, plan, r)
+}
+
+// put and deleteRange never run: ReadTxn admits only read-only txns.
+func (v *readView) put(*pb.PutRequest) (*pb.PutResponse, error) { return nil, ErrNotReadOnly }
+func (v *readView) deleteRange(*pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	return nil, ErrNotReadOnly
 }

@@ -28,7 +28,7 @@ func (b *Batch) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
 		return nil, err
 	}
 	pos = 0
-	resp, err := b.execTxn(req, path, &pos)
+	resp, err := execTxn(b, req, path, &pos)
 	b.endOp()
 	if err != nil {
 		// checkTxn ruled out request errors: this is I/O or corruption, and
@@ -211,7 +211,16 @@ func existsAfter(key []byte, effects []effect, before bool) bool {
 	return before
 }
 
-func (b *Batch) execTxn(req *pb.TxnRequest, path []bool, pos *int) (*pb.TxnResponse, error) {
+// txnOps runs the operations of a txn's chosen branches: a Batch (reads
+// and writes), or a readView (reads only: ReadTxn admits no writes).
+type txnOps interface {
+	rangeReq(*pb.RangeRequest) (*pb.RangeResponse, error)
+	put(*pb.PutRequest) (*pb.PutResponse, error)
+	deleteRange(*pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error)
+}
+
+// execTxn runs the branches path chose, nested txns included.
+func execTxn(x txnOps, req *pb.TxnRequest, path []bool, pos *int) (*pb.TxnResponse, error) {
 	ok := path[*pos]
 	*pos++
 	ops := branch(req, ok)
@@ -221,19 +230,19 @@ func (b *Batch) execTxn(req *pb.TxnRequest, path []bool, pos *int) (*pb.TxnRespo
 		out := &pb.ResponseOp{}
 		switch tv := op.Request.(type) {
 		case *pb.RequestOp_RequestRange:
-			r, err := b.rangeReq(tv.RequestRange)
+			r, err := x.rangeReq(tv.RequestRange)
 			if err != nil {
 				return nil, err
 			}
 			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: r}
 		case *pb.RequestOp_RequestPut:
-			r, err := b.put(tv.RequestPut)
+			r, err := x.put(tv.RequestPut)
 			if err != nil {
 				return nil, err
 			}
 			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: r}
 		case *pb.RequestOp_RequestDeleteRange:
-			r, err := b.deleteRange(tv.RequestDeleteRange)
+			r, err := x.deleteRange(tv.RequestDeleteRange)
 			if err != nil {
 				return nil, err
 			}
@@ -242,7 +251,7 @@ func (b *Batch) execTxn(req *pb.TxnRequest, path []bool, pos *int) (*pb.TxnRespo
 			r := &pb.TxnResponse{Header: &pb.ResponseHeader{}}
 			if tv.RequestTxn != nil {
 				var err error
-				if r, err = b.execTxn(tv.RequestTxn, path, pos); err != nil {
+				if r, err = execTxn(x, tv.RequestTxn, path, pos); err != nil {
 					return nil, err
 				}
 			}
