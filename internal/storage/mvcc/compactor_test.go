@@ -103,6 +103,22 @@ func (p *pausedCompactor) hook(r stepResult) {
 	}
 }
 
+// openPaused opens a store in dir whose compactor pauses after each step
+// of limit entries; deferred leaves commits to the (hourly) flusher.
+func openPaused(t *testing.T, dir string, limit int, deferred bool) (*Store, *pausedCompactor) {
+	t.Helper()
+	pc := newPausedCompactor()
+	opts := Options{CompactionBatchLimit: limit, afterCompactStep: pc.hook}
+	if deferred {
+		opts.CommitInterval = time.Hour
+	}
+	s, err := Open(filepath.Join(dir, "db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, pc
+}
+
 // next waits for the next step.
 func (p *pausedCompactor) next(t *testing.T) stepResult {
 	t.Helper()
@@ -135,15 +151,7 @@ func TestBackgroundCompaction(t *testing.T) {
 	for _, deferred := range []bool{false, true} {
 		t.Run(fmt.Sprint("deferred=", deferred), func(t *testing.T) {
 			dir := t.TempDir()
-			pc := newPausedCompactor()
-			opts := Options{CompactionBatchLimit: 40, afterCompactStep: pc.hook}
-			if deferred {
-				opts.CommitInterval = time.Hour
-			}
-			s, err := Open(filepath.Join(dir, "db"), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, pc := openPaused(t, dir, 40, deferred)
 			defer s.Close()
 			ref := openTest(t) // the same history, never compacted
 			hist := genHistory(t, s, 7, 1500)
@@ -250,15 +258,7 @@ func TestCompactionResumesAfterCrash(t *testing.T) {
 	for _, deferred := range []bool{false, true} {
 		t.Run(fmt.Sprint("deferred=", deferred), func(t *testing.T) {
 			dir := t.TempDir()
-			pc := newPausedCompactor()
-			opts := Options{CompactionBatchLimit: 50, afterCompactStep: pc.hook}
-			if deferred {
-				opts.CommitInterval = time.Hour
-			}
-			s, err := Open(filepath.Join(dir, "db"), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, pc := openPaused(t, dir, 50, deferred)
 			defer s.Close()
 			hist := genHistory(t, s, 11, 800)
 			const at = 600
@@ -412,11 +412,7 @@ func TestCloseDuringCompaction(t *testing.T) {
 // revision from the compacted one on, and HashKV, equal those of a store
 // that never compacted (reads) or finished compacting (hash).
 func TestIndexTrimmedInSteps(t *testing.T) {
-	pc := newPausedCompactor()
-	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CompactionBatchLimit: 5, afterCompactStep: pc.hook})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, pc := openPaused(t, t.TempDir(), 5, false)
 	defer s.Close()
 	ref := openTest(t)
 	hist := genHistory(t, s, 7, 2000) // seed 7: mustHashAfter rebuilds it
