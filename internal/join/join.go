@@ -201,7 +201,7 @@ func (j *joiner) ask(ctx context.Context, req membership.JoinRequest) (*membersh
 	var last error
 	for attempt := 1; time.Now().Before(deadline); attempt++ {
 		for _, base := range j.cfg.Join.URLs {
-			ans, err, final := j.askOne(ctx, base, req)
+			ans, final, err := j.askOne(ctx, base, req)
 			if err == nil {
 				return ans, nil
 			}
@@ -221,20 +221,20 @@ func (j *joiner) ask(ctx context.Context, req membership.JoinRequest) (*membersh
 		strings.Join(j.cfg.Join.URLs, ","), retryFor, last)
 }
 
-// askOne returns the answer, or an error and whether it is final (a
+// askOne returns the answer, or an error and whether that is final (a
 // refusal) rather than worth retrying.
-func (j *joiner) askOne(ctx context.Context, base string, req membership.JoinRequest) (*membership.JoinAnswer, error, bool) {
+func (j *joiner) askOne(ctx context.Context, base string, req membership.JoinRequest) (*membership.JoinAnswer, bool, error) {
 	if j.cfg.Join.User != "" && j.token == "" {
 		tok, err := j.authenticate(ctx, base)
 		if err != nil {
-			return nil, err, errors.Is(err, ErrRefused)
+			return nil, errors.Is(err, ErrRefused), err
 		}
 		j.token = tok
 	}
 	body, _ := json.Marshal(req)
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/cadre/v1/members/join", bytes.NewReader(body))
 	if err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	if j.token != "" {
@@ -242,7 +242,7 @@ func (j *joiner) askOne(ctx context.Context, base string, req membership.JoinReq
 	}
 	resp, err := j.client.Do(hr)
 	if err != nil {
-		return nil, err, false
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -250,11 +250,11 @@ func (j *joiner) askOne(ctx context.Context, base string, req membership.JoinReq
 	case http.StatusOK:
 		var ans membership.JoinAnswer
 		if err := json.Unmarshal(raw, &ans); err != nil {
-			return nil, fmt.Errorf("%s: unreadable answer: %w", base, err), false
+			return nil, false, fmt.Errorf("%s: unreadable answer: %w", base, err)
 		}
-		return &ans, nil, false
+		return &ans, false, nil
 	case http.StatusNotFound:
-		return nil, fmt.Errorf("%w: %s does not serve Cadre's join endpoint (is it etcd, or an older Cadre?); add this member with `member add` and start it with the settings it prints instead", ErrRefused, base), true
+		return nil, true, fmt.Errorf("%w: %s does not serve Cadre's join endpoint (is it etcd, or an older Cadre?); add this member with `member add` and start it with the settings it prints instead", ErrRefused, base)
 	}
 	var e struct {
 		Error string `json:"error"`
@@ -265,9 +265,9 @@ func (j *joiner) askOne(ctx context.Context, base string, req membership.JoinReq
 	// than the health interval (a cluster that has just started).
 	if resp.StatusCode == http.StatusServiceUnavailable || strings.Contains(msg, "no leader") || strings.Contains(msg, "timed out") ||
 		strings.Contains(msg, "unhealthy cluster") {
-		return nil, fmt.Errorf("%s: %s", base, msg), false
+		return nil, false, fmt.Errorf("%s: %s", base, msg)
 	}
-	return nil, fmt.Errorf("%w: %s", ErrRefused, msg), true
+	return nil, true, fmt.Errorf("%w: %s", ErrRefused, msg)
 }
 
 // authenticate gets a token for --join-user through the JSON gateway.

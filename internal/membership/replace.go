@@ -234,14 +234,3 @@ func (c *Cluster) swapLocked(cc ConfChange) error {
 	c.removed[cc.Old] = true
 	return nil
 }
-
-// Replacing returns the learners that replace a voter, by the voter.
-func Replacing(ms []*Member) map[uint64]*Member {
-	out := map[uint64]*Member{}
-	for _, m := range ms {
-		if m.IsLearner && m.Replaces != 0 {
-			out[m.Replaces] = m
-		}
-	}
-	return out
-}
