@@ -12,10 +12,9 @@ import (
 
 // run is the Ready loop. Its order is the one go.etcd.io/raft documents,
 // and every step's error stops the member rather than acknowledge anything
-// that is not durable.
+// that is not durable. It is the only goroutine that touches rn.
 func (n *Node) run() {
 	defer close(n.donec)
-	defer n.node.Stop()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	// Fast-forward to one tick before an election: a fresh or restarted
@@ -23,28 +22,61 @@ func (n *Node) run() {
 	// PreVote keeps this from disturbing a live leader, whose followers
 	// refuse pre-votes while they hear from it.
 	for i := 0; i < n.cfg.ElectionTicks-1; i++ {
-		n.node.Tick()
+		n.rn.Tick()
 	}
 
 	for {
-		select {
-		case <-ticker.C:
-			n.node.Tick()
-
-		case rd := <-n.node.Ready():
-			if err := n.handleReady(rd); err != nil {
+		if n.rn.HasReady() {
+			if err := n.handleReady(n.rn.Ready()); err != nil {
 				n.fail(err)
 				return
 			}
-
+		}
+		select {
+		case <-ticker.C:
+			n.rn.Tick()
+		case p := <-n.propc:
+			n.stepProposals(p)
+		case m := <-n.recvc:
+			n.stepPeer(m)
+		case f := <-n.ctlc:
+			f()
 		case index := <-n.snapc:
 			if err := n.snapshot(index); err != nil {
 				n.fail(err)
 				return
 			}
-
 		case <-n.stopc:
 			return
+		}
+		// Take in what else is queued, so one Ready (one fsync, one
+		// message per peer) covers all of it. Bounded: a flood of messages
+		// cannot keep the loop from persisting what it has.
+	drain:
+		for i := 0; i < 256; i++ {
+			select {
+			case m := <-n.recvc:
+				n.stepPeer(m)
+			case p := <-n.propc:
+				n.stepProposals(p)
+			default:
+				break drain
+			}
+		}
+	}
+}
+
+// waitFor blocks until c is closed (or the node stops), running control
+// calls meanwhile: the applier it waits on may need one (ApplyConfChange).
+func (n *Node) waitFor(c <-chan struct{}) bool {
+	for {
+		select {
+		case <-c:
+			return true
+		case f := <-n.ctlc:
+			f()
+		case <-n.stopc:
+			return false
 		}
 	}
 }
@@ -118,22 +150,26 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		if n.cfg.Metrics.Committed != nil && len(rd.CommittedEntries) > 0 {
 			n.cfg.Metrics.Committed(len(rd.CommittedEntries))
 		}
-		select {
-		case n.applyc <- ap:
-		case <-n.stopc:
-			return nil
+	send:
+		for {
+			select {
+			case n.applyc <- ap:
+				break send
+			case f := <-n.ctlc:
+				f()
+			case <-n.stopc:
+				return nil
+			}
 		}
 		if ap.Snapshot != nil || hasConfChange(rd.CommittedEntries) {
-			select {
-			case <-ap.done:
-			case <-n.stopc:
+			if !n.waitFor(ap.done) {
 				return nil
 			}
 		}
 	}
 
 	// 5. Advance.
-	n.node.Advance()
+	n.rn.Advance(rd)
 	if k := len(rd.CommittedEntries); k > 0 {
 		n.advanced.Trigger(rd.CommittedEntries[k-1].GetIndex())
 	}
@@ -195,7 +231,7 @@ func (n *Node) sendSnapshot(m *raftpb.Message) {
 	body, size, index, term, err := n.cfg.Snapshots.OpenSnapshot()
 	if err != nil {
 		n.lg.Warn("cannot open a snapshot to send", "to", fmt.Sprintf("%016x", m.GetTo()), "error", err.Error())
-		n.node.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+		n.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
 		return
 	}
 	n.snapMu.Lock()

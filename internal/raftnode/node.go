@@ -1,7 +1,13 @@
-// Package raftnode wraps go.etcd.io/raft's Node: it owns the Ready loop
-// (persist, send, hand committed entries to the applier, advance), ticks,
-// proposals, batched ReadIndex and local raft snapshots. It knows nothing of
-// keys or members: entries leave it as bytes.
+// Package raftnode runs go.etcd.io/raft's RawNode in one goroutine: it owns
+// the Ready loop (persist, send, hand committed entries to the applier,
+// advance), ticks, batched proposals, batched ReadIndex and local raft
+// snapshots. It knows nothing of keys or members: entries leave it as bytes.
+//
+// Why RawNode and not raft.Node: raft.Node adds a goroutine hop to every
+// proposal and every received message, and steps each proposal as its own
+// message, so under load every put cost its own MsgApp to each follower and
+// its own MsgAppResp back. Here proposals queued while the loop persists
+// are stepped as one message: one MsgApp per follower per batch.
 package raftnode
 
 import (
@@ -98,8 +104,12 @@ func (a *Apply) Done() { close(a.done) }
 type Node struct {
 	cfg   Config
 	lg    *slog.Logger
-	node  raft.Node
+	rn    *raft.RawNode // owned by the loop goroutine (run)
 	store *raft.MemoryStorage
+
+	propc chan *proposal       // local proposals, stepped in batches
+	recvc chan *raftpb.Message // messages from peers
+	ctlc  chan func()          // anything else that touches rn, run in the loop
 
 	applyc chan *Apply
 	errc   chan error // fatal errors: the member must stop
@@ -154,6 +164,9 @@ func Start(cfg Config, peers []raft.Peer) *Node {
 		readc:      make(chan struct{}, 1),
 		readStates: make(chan raft.ReadState, 16),
 		leaderc:    make(chan struct{}, 1),
+		propc:      make(chan *proposal, 4096),
+		recvc:      make(chan *raftpb.Message, 4096),
+		ctlc:       make(chan func(), 256),
 	}
 	if n.confState == nil {
 		n.confState = &raftpb.ConfState{}
@@ -179,11 +192,18 @@ func Start(cfg Config, peers []raft.Peer) *Node {
 		StepDownOnRemoval: true,
 		Logger:            &raftLogger{lg: cfg.Logger},
 	}
-	if len(peers) > 0 {
-		n.node = raft.StartNode(rc, peers)
-	} else {
-		n.node = raft.RestartNode(rc)
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		// Only a malformed Config or unreadable storage gets here; both are
+		// programming errors (raft.StartNode panics on them too).
+		panic(fmt.Sprintf("raftnode: %v", err))
 	}
+	if len(peers) > 0 {
+		if err := rn.Bootstrap(peers); err != nil {
+			n.lg.Warn("raft bootstrap", "error", err.Error())
+		}
+	}
+	n.rn = rn
 	go n.run()
 	go n.readLoop()
 	return n
@@ -207,20 +227,22 @@ func (n *Node) IsLeader() bool { return n.isLeader.Load() }
 // Term returns the current term.
 func (n *Node) Term() uint64 { return n.term.Load() }
 
-// Status returns raft's status (progress is filled on the leader).
-func (n *Node) Status() raft.Status { return n.node.Status() }
+// Status returns raft's status (progress is filled on the leader); the zero
+// Status once the node has stopped.
+func (n *Node) Status() raft.Status {
+	var st raft.Status
+	_ = n.do(context.Background(), func() { st = n.rn.Status() })
+	return st
+}
 
 // AppliedIndex returns the applied index.
 func (n *Node) AppliedIndex() uint64 { return n.applied.Current() }
 
-// Propose proposes data; it returns once raft accepted it for replication.
-func (n *Node) Propose(ctx context.Context, data []byte) error {
-	return n.node.Propose(ctx, data)
-}
-
-// ProposeConfChange proposes a configuration change.
+// ProposeConfChange proposes a configuration change. Like raft.Node's, it
+// returns once raft has seen it, not whether raft took it: a change raft
+// refuses is never applied, and its proposer times out.
 func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
-	return n.node.ProposeConfChange(ctx, cc)
+	return n.do(ctx, func() { _ = n.rn.ProposeConfChange(cc) })
 }
 
 // Process steps a message received from a peer.
@@ -242,10 +264,10 @@ func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 		}
 		ctx, cancel := context.WithTimeout(ctx, n.cfg.TickInterval)
 		defer cancel()
-		// Step fails only if raft did not take the message (a busy loop
-		// under load, or stopping): nothing was appended, so the proposer
-		// may propose again.
-		if err := n.node.Step(ctx, m); err != nil {
+		// Queuing fails only if the loop is busy for a whole tick, or
+		// stopping: nothing was appended, so the proposer may propose
+		// again. The loop itself tells the proposer if raft drops it.
+		if err := n.enqueue(ctx, m); err != nil {
 			if n.cfg.OnProposalDropped != nil {
 				n.cfg.OnProposalDropped(m)
 			}
@@ -263,21 +285,38 @@ func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 			return err
 		}
 	}
-	return n.node.Step(ctx, m)
+	return n.enqueue(ctx, m)
+}
+
+// enqueue hands a peer's message to the loop.
+func (n *Node) enqueue(ctx context.Context, m *raftpb.Message) error {
+	select {
+	case n.recvc <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
 }
 
 // ReportUnreachable tells raft a peer could not be reached.
-func (n *Node) ReportUnreachable(id uint64) { n.node.ReportUnreachable(id) }
+func (n *Node) ReportUnreachable(id uint64) {
+	n.async(func() { n.rn.ReportUnreachable(id) })
+}
 
 // ReportSnapshot tells raft how sending a snapshot ended.
 func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
-	n.node.ReportSnapshot(id, status)
+	n.async(func() { n.rn.ReportSnapshot(id, status) })
 }
 
 // ApplyConfChange applies a committed configuration change to raft; the
 // applier calls it for every conf-change entry, in order.
 func (n *Node) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
-	cs := n.node.ApplyConfChange(cc)
+	var cs *raftpb.ConfState
+	if err := n.do(context.Background(), func() { cs = n.rn.ApplyConfChange(cc) }); err != nil {
+		return n.ConfState()
+	}
 	n.snapMu.Lock()
 	n.confState = cs
 	n.snapMu.Unlock()
@@ -337,7 +376,9 @@ func (n *Node) WaitApplied(index uint64) <-chan struct{} { return n.applied.Wait
 func (n *Node) TransferLeadership(ctx context.Context, target uint64) error {
 	n.transferring.Store(true)
 	defer n.transferring.Store(false)
-	n.node.TransferLeadership(ctx, n.Leader(), target)
+	if err := n.do(ctx, func() { n.rn.TransferLeader(target) }); err != nil {
+		return err
+	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for n.Leader() != target {
@@ -350,6 +391,34 @@ func (n *Node) TransferLeadership(ctx context.Context, target uint64) error {
 		}
 	}
 	return nil
+}
+
+// do runs f in the loop goroutine, the only one that may touch rn, and
+// waits for it. The loop runs such calls even while it waits on the applier
+// (ApplyConfChange comes from there).
+func (n *Node) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case n.ctlc <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.donec:
+		return ErrStopped
+	}
+}
+
+// async runs f in the loop goroutine without waiting for it.
+func (n *Node) async(f func()) {
+	select {
+	case n.ctlc <- f:
+	case <-n.donec:
+	}
 }
 
 // Stop stops the loop and raft; safe to call more than once.

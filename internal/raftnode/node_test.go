@@ -21,6 +21,7 @@ type memLog struct {
 	mu      sync.Mutex
 	saves   int
 	failOn  func(ents []*raftpb.Entry) bool
+	onSave  func(ents []*raftpb.Entry) // if set, called first by every Save
 	entries []*raftpb.Entry
 	snaps   []uint64
 }
@@ -28,6 +29,9 @@ type memLog struct {
 var errDisk = errors.New("injected fsync failure")
 
 func (l *memLog) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	if l.onSave != nil {
+		l.onSave(ents)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.saves++
@@ -48,6 +52,31 @@ func (l *memLog) SaveSnapshot(meta *raftpb.SnapshotMetadata) error {
 func (l *memLog) ReleaseTo(uint64) error { return nil }
 
 type nopTransport struct{}
+
+// recTransport records every message sent.
+type recTransport struct {
+	mu   sync.Mutex
+	msgs []*raftpb.Message
+}
+
+func (r *recTransport) Send(msgs []*raftpb.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, msgs...)
+}
+func (r *recTransport) SendSnapshot(*raftpb.Message, io.ReadCloser, int64) {}
+
+func (r *recTransport) ofType(t raftpb.MessageType) []*raftpb.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*raftpb.Message
+	for _, m := range r.msgs {
+		if m.GetType() == t {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 func (nopTransport) Send([]*raftpb.Message)                             {}
 func (nopTransport) SendSnapshot(*raftpb.Message, io.ReadCloser, int64) {}
@@ -221,5 +250,105 @@ func TestSnapshotEverySnapshotCount(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// startFollower starts member 1 of the voters {1, 2}, with no leader.
+func startFollower(t *testing.T, log *memLog, tr Transport) *Node {
+	t.Helper()
+	n := Start(Config{
+		ID:            1,
+		TickInterval:  time.Hour, // no elections of its own
+		ElectionTicks: 10,
+		Storage:       raft.NewMemoryStorage(),
+		Log:           log,
+		Transport:     tr,
+		Logger:        logutil.Discard(),
+		SnapshotCount: 1000,
+	}, []raft.Peer{{ID: 1}, {ID: 2}})
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Proposals that queue up while the loop persists are stepped together:
+// a follower forwards them to its leader as one message, not one each.
+func TestQueuedProposalsSteppedAsOneMessage(t *testing.T) {
+	held, release := make(chan struct{}), make(chan struct{})
+	var saves int
+	log := &memLog{onSave: func([]*raftpb.Entry) {
+		// Save 1 is the bootstrap; save 2 the heartbeat's new term: the
+		// loop is held there while the proposals queue up.
+		if saves++; saves == 2 {
+			close(held)
+			<-release
+		}
+	}}
+	tr := &recTransport{}
+	n := startFollower(t, log, tr)
+	applier(t, n)
+	var once sync.Once
+	unhold := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unhold) // before n.Stop, which waits for the loop
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A heartbeat from 2 at a new term makes 2 the leader.
+	if err := n.Process(ctx, &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(2)), To: new(uint64(1)), Term: new(uint64(2))}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("the heartbeat's Ready was never saved")
+	}
+	const k = 20
+	errs := make(chan error, k)
+	for i := 0; i < k; i++ {
+		go func() { errs <- n.Propose(ctx, []byte{byte(i)}) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(n.propc) < k {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d proposals queued", len(n.propc), k)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	unhold()
+	for i := 0; i < k; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("proposal %d: %v", i, err)
+		}
+	}
+	props := tr.ofType(raftpb.MsgProp)
+	entries := 0
+	for _, m := range props {
+		if m.GetTo() != 2 {
+			t.Fatalf("proposal forwarded to %d, want the leader 2", m.GetTo())
+		}
+		entries += len(m.GetEntries())
+	}
+	if entries != k || len(props) != 1 {
+		t.Fatalf("forwarded %d entries in %d messages, want %d in 1", entries, len(props), k)
+	}
+}
+
+// Without a leader raft takes no proposal: every proposer of the batch is
+// told at once, so it can propose again, instead of waiting out its
+// timeout.
+func TestProposalsWithoutLeaderAreDropped(t *testing.T) {
+	n := startFollower(t, &memLog{}, nopTransport{})
+	applier(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs := make(chan error, 10)
+	for i := 0; i < 10; i++ {
+		go func() { errs <- n.Propose(ctx, []byte{byte(i)}) }()
+	}
+	for i := 0; i < 10; i++ {
+		if err := <-errs; !errors.Is(err, raft.ErrProposalDropped) {
+			t.Fatalf("proposal without a leader: %v, want %v", err, raft.ErrProposalDropped)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the proposers waited out their timeout")
 	}
 }

@@ -115,7 +115,7 @@ func (n *Node) requestReadIndex() (uint64, error) {
 		rctx := make([]byte, 8)
 		binary.BigEndian.PutUint64(rctx, id)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err := n.node.ReadIndex(ctx, rctx)
+		err := n.do(ctx, func() { n.rn.ReadIndex(rctx) })
 		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("read index: %w", err)
