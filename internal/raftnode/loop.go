@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -15,8 +16,12 @@ import (
 // that is not durable. It is the only goroutine that touches rn.
 func (n *Node) run() {
 	defer close(n.donec)
-	ticker := time.NewTicker(n.cfg.TickInterval)
-	defer ticker.Stop()
+	tickc := n.cfg.tickc
+	if tickc == nil {
+		ticker := time.NewTicker(n.cfg.TickInterval)
+		defer ticker.Stop()
+		tickc = ticker.C
+	}
 	// Fast-forward to one tick before an election: a fresh or restarted
 	// member need not wait a whole election timeout before it can lead.
 	// PreVote keeps this from disturbing a live leader, whose followers
@@ -26,14 +31,22 @@ func (n *Node) run() {
 	}
 
 	for {
-		if n.rn.HasReady() {
+		// Advance itself can make more work ready (a single member commits
+		// its own entries once they are persisted), so drain it all before
+		// waiting for the next event.
+		for n.rn.HasReady() {
 			if err := n.handleReady(n.rn.Ready()); err != nil {
 				n.fail(err)
 				return
 			}
+			select {
+			case <-n.stopc:
+				return
+			default:
+			}
 		}
 		select {
-		case <-ticker.C:
+		case <-tickc:
 			n.rn.Tick()
 		case p := <-n.propc:
 			n.stepProposals(p)
@@ -219,6 +232,12 @@ func (n *Node) send(msgs []*raftpb.Message) {
 		plain = append(plain, m)
 	}
 	n.cfg.Transport.Send(plain)
+	// The peer writers just woken wait in this P's run queue. Left there,
+	// they run only when this goroutine blocks: on the leader after the
+	// fsync that follows, so the followers' fsyncs came after the leader's
+	// instead of overlapping it; on a follower after the applier it wakes
+	// next. An execution trace of 1-client puts showed ~0.5 ms per put.
+	runtime.Gosched()
 }
 
 // sendSnapshot streams the backend to a follower. The message describes

@@ -86,6 +86,8 @@ type Config struct {
 	// handed over): raft would drop it silently, and the proposer would
 	// wait out its whole timeout. Optional.
 	OnProposalDropped func(m *raftpb.Message)
+
+	tickc <-chan time.Time // tests: ticks by hand instead of every TickInterval
 }
 
 // Apply is one batch of committed work for the applier, in log order. If

@@ -352,3 +352,48 @@ func TestProposalsWithoutLeaderAreDropped(t *testing.T) {
 		t.Fatal("the proposers waited out their timeout")
 	}
 }
+
+// A single member commits its own entry when it has persisted it, inside
+// the Ready loop: the entry must be applied without waiting for another
+// event (before, it waited for the next tick: 100 ms per put).
+func TestSingleMemberAppliesWithoutATick(t *testing.T) {
+	tickc := make(chan time.Time)
+	n := Start(Config{
+		ID:            1,
+		TickInterval:  time.Hour,
+		ElectionTicks: 10,
+		SnapshotCount: 1000,
+		Storage:       raft.NewMemoryStorage(),
+		Log:           &memLog{},
+		Transport:     nopTransport{},
+		Logger:        logutil.Discard(),
+		tickc:         tickc,
+	}, []raft.Peer{{ID: 1}})
+	t.Cleanup(n.Stop)
+	got := applier(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 0; !n.IsLeader(); i++ {
+		if i > 100 {
+			t.Fatal("no leader after 100 ticks")
+		}
+		select {
+		case tickc <- time.Now():
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// From here on no tick comes.
+	for i := 0; i < 3; i++ {
+		if err := n.Propose(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		for len(got()) < i+1 {
+			if ctx.Err() != nil {
+				t.Fatalf("entry %d not applied without a tick (%d applied)", i, len(got()))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
