@@ -134,6 +134,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		}
 		n.snapMu.Lock()
 		n.snapIndex = rd.Snapshot.GetMetadata().GetIndex()
+		n.memIndex = n.snapIndex
 		n.confState = rd.Snapshot.GetMetadata().GetConfState()
 		n.snapMu.Unlock()
 	}
@@ -265,15 +266,20 @@ func (n *Node) sendSnapshot(m *raftpb.Message) {
 
 // snapshot records a local snapshot at index and releases the log before
 // it. The backend already holds everything up to index (the applier commits
-// before it reports), so the WAL no longer needs those entries.
+// before it reports), so the WAL no longer needs those entries. Between
+// two such snapshots it only trims raft's in-memory log (trimMemory).
 func (n *Node) snapshot(index uint64) error {
 	n.snapMu.Lock()
 	if index <= n.snapIndex {
 		n.snapMu.Unlock()
 		return nil
 	}
+	full := index-n.snapIndex >= n.cfg.SnapshotCount
 	cs := n.confState
 	n.snapMu.Unlock()
+	if !full {
+		return n.trimMemory(index, cs)
+	}
 
 	snap, err := n.store.CreateSnapshot(index, cs, nil)
 	if err == raft.ErrSnapOutOfDate {
@@ -287,6 +293,7 @@ func (n *Node) snapshot(index uint64) error {
 	}
 	n.snapMu.Lock()
 	n.snapIndex = index
+	n.memIndex = index
 	n.snapMu.Unlock()
 	// Keep some entries so a slightly slow follower catches up from the
 	// log instead of needing a whole snapshot.
@@ -301,6 +308,30 @@ func (n *Node) snapshot(index uint64) error {
 	n.lg.Info("saved snapshot", "index", index, "term", snap.GetMetadata().GetTerm())
 	if n.cfg.Metrics.SnapshotSaved != nil {
 		n.cfg.Metrics.SnapshotSaved(index)
+	}
+	return nil
+}
+
+// trimMemory drops raft's in-memory entries up to CatchUpEntries before
+// index, without a WAL snapshot: raft.MemoryStorage otherwise holds up to
+// SnapshotCount + CatchUpEntries entries (15,000 by default; about 16 MiB
+// of 1 KiB puts), and how full it happens to be decided RSS after a load.
+// The WAL is untouched, so a restart replays exactly as before; a follower
+// that needs a trimmed entry gets a snapshot of the backend, which holds
+// everything applied.
+func (n *Node) trimMemory(index uint64, cs *raftpb.ConfState) error {
+	if _, err := n.store.CreateSnapshot(index, cs, nil); err == raft.ErrSnapOutOfDate {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("creating in-memory snapshot at %d: %w", index, err)
+	}
+	n.snapMu.Lock()
+	n.memIndex = index
+	n.snapMu.Unlock()
+	if index > n.cfg.CatchUpEntries {
+		if err := n.store.Compact(index - n.cfg.CatchUpEntries); err != nil && err != raft.ErrCompacted {
+			return fmt.Errorf("trimming in-memory raft log to %d: %w", index-n.cfg.CatchUpEntries, err)
+		}
 	}
 	return nil
 }

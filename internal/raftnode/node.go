@@ -29,6 +29,10 @@ import (
 	"github.com/cadrekv/cadre/internal/wait"
 )
 
+// memTrimEvery is how many applied entries apart raft's in-memory log is
+// trimmed between snapshots (trimMemory).
+const memTrimEvery = 1000
+
 // ErrStopped is returned once the node has stopped.
 var ErrStopped = errors.New("raftnode: stopped")
 
@@ -129,6 +133,7 @@ type Node struct {
 	snapMu    sync.Mutex
 	confState *raftpb.ConfState
 	snapIndex uint64
+	memIndex  uint64      // latest in-memory snapshot (trimMemory), >= snapIndex
 	snapc     chan uint64 // applied index at which a snapshot is due
 
 	readMu      sync.Mutex
@@ -162,6 +167,7 @@ func Start(cfg Config, peers []raft.Peer) *Node {
 		advanced:   wait.NewIndex(0),
 		confState:  cfg.ConfState,
 		snapIndex:  cfg.SnapshotIndex,
+		memIndex:   cfg.SnapshotIndex,
 		snapc:      make(chan uint64, 1),
 		readc:      make(chan struct{}, 1),
 		readStates: make(chan raft.ReadState, 16),
@@ -346,7 +352,7 @@ func (n *Node) Outgoing(id uint64) bool {
 func (n *Node) Applied(index uint64) {
 	n.applied.Trigger(index)
 	n.snapMu.Lock()
-	due := index-n.snapIndex >= n.cfg.SnapshotCount
+	due := index-n.snapIndex >= n.cfg.SnapshotCount || index-n.memIndex >= memTrimEvery
 	n.snapMu.Unlock()
 	if due {
 		select {

@@ -397,3 +397,46 @@ func TestSingleMemberAppliesWithoutATick(t *testing.T) {
 		}
 	}
 }
+
+// Between WAL snapshots, raft's in-memory log is trimmed every
+// memTrimEvery applied entries, down to CatchUpEntries, with no WAL
+// snapshot record (the WAL and a restart are unaffected).
+func TestInMemoryLogTrimmedBetweenSnapshots(t *testing.T) {
+	log := &memLog{}
+	n := startSingle(t, log, 100000)
+	applier(t, n)
+	waitLeader(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const k = memTrimEvery + 200
+	for i := 0; i < k; i++ {
+		if err := n.Propose(ctx, []byte{byte(i), byte(i >> 8)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n.AppliedIndex() < k {
+		if ctx.Err() != nil {
+			t.Fatalf("applied %d of %d", n.AppliedIndex(), k)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for {
+		first, _ := n.store.FirstIndex()
+		last, _ := n.store.LastIndex()
+		if first > memTrimEvery-n.cfg.CatchUpEntries {
+			if last < uint64(k) {
+				t.Fatalf("trimmed past the end: entries %d..%d, %d proposed", first, last, k)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("in-memory log still starts at %d after %d entries applied (trim every %d, keep %d)", first, n.AppliedIndex(), memTrimEvery, n.cfg.CatchUpEntries)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.snaps) != 0 {
+		t.Fatalf("WAL snapshot records %v written below --snapshot-count", log.snaps)
+	}
+}
