@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -187,8 +188,14 @@ func TestMemberReplace(t *testing.T) {
 			break
 		}
 	}
+	// IDs are printed like etcdctl's (%16x: padded with spaces, not
+	// zeros), so compare them as numbers.
 	m := replacedLine.FindStringSubmatch(out.String())
-	if m == nil || m[3] != oldID {
+	var printed uint64
+	if m != nil {
+		printed, _ = strconv.ParseUint(m[3], 16, 64)
+	}
+	if m == nil || fmt.Sprintf("%016x", printed) != oldID {
 		t.Fatalf("member replace --wait printed no added line for %s:\n%s%s", oldID, out.String(), stderr.String())
 	}
 	var env []string
