@@ -63,10 +63,13 @@ func (p *peerRaft) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body 
 	return p.node.Process(ctx, m)
 }
 
-// OpenSnapshot writes a consistent copy of the backend to a temporary file
-// and opens it, so its size is known before streaming starts and no read
-// transaction is held open while a slow follower receives it. It returns
-// the raft index and term applied in the copy.
+// OpenSnapshot copies a consistent view of the backend into an unlinked
+// temporary file and streams from that file while the copy is still
+// running: no read transaction is held open while a slow follower receives
+// it (a bbolt remap waits for every reader), and the transfer does not wait
+// for the whole copy (about 50 ms per 70 MB here) before it starts. The
+// size is known up front. It returns the raft index and term applied in
+// the copy.
 func (p *peerRaft) OpenSnapshot() (io.ReadCloser, int64, uint64, uint64, error) {
 	s := (*Server)(p)
 	f, err := os.CreateTemp(snapDir(s.cfg.DataDir), "send-*.tmp")
@@ -81,16 +84,16 @@ func (p *peerRaft) OpenSnapshot() (io.ReadCloser, int64, uint64, uint64, error) 
 		f.Close()
 		return nil, 0, 0, 0, err
 	}
-	n, err := snap.WriteTo(f)
-	snap.Close()
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
-	if err != nil {
-		f.Close()
-		return nil, 0, 0, 0, fmt.Errorf("copying backend for a snapshot: %w", err)
-	}
-	return f, n, snap.Index, snap.Term, nil
+	sr := newSpoolReader(f)
+	go func() {
+		_, err := snap.WriteTo(sr.writer())
+		snap.Close()
+		if err != nil {
+			err = fmt.Errorf("copying backend for a snapshot: %w", err)
+		}
+		sr.finish(err)
+	}()
+	return sr, snap.Size, snap.Index, snap.Term, nil
 }
 
 // addPeer tells the transport about a member (idempotent).
