@@ -123,12 +123,11 @@ type Node struct {
 	donec  chan struct{}
 	stop   sync.Once
 
-	lead         atomic.Uint64
-	term         atomic.Uint64
-	isLeader     atomic.Bool
-	transferring atomic.Bool // a leadership transfer started here is under way
-	applied      *wait.Index
-	advanced     *wait.Index // committed index raft has been told is applied (Advance)
+	lead     atomic.Uint64
+	term     atomic.Uint64
+	isLeader atomic.Bool
+	applied  *wait.Index
+	advanced *wait.Index // committed index raft has been told is applied (Advance)
 
 	snapMu    sync.Mutex
 	confState *raftpb.ConfState
@@ -255,26 +254,16 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) err
 
 // Process steps a message received from a peer.
 //
-// A proposal forwarded by a follower is accepted by raft only while there
-// is a leader: without one, Step would wait, and every message queued
-// behind it on the same stream (the very votes that would elect a leader)
-// would wait too. So forwarded proposals are dropped when there is no
-// leader and never wait longer than a tick; their proposers retry.
+// A proposal forwarded by a follower that raft drops (no leader here, or
+// leadership being handed over) would be dropped without a word; the loop
+// tells its proposer instead (stepPeer), which proposes it again: nothing
+// was appended, so nothing doubles.
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 	if m.GetType() == raftpb.MsgProp {
-		// Raft drops these without a word; say so to the proposer, which
-		// then proposes again (nothing was appended, so nothing doubles).
-		if n.Leader() == 0 || (n.IsLeader() && n.transferring.Load()) {
-			if n.cfg.OnProposalDropped != nil {
-				n.cfg.OnProposalDropped(m)
-			}
-			return raft.ErrProposalDropped
-		}
 		ctx, cancel := context.WithTimeout(ctx, n.cfg.TickInterval)
 		defer cancel()
 		// Queuing fails only if the loop is busy for a whole tick, or
-		// stopping: nothing was appended, so the proposer may propose
-		// again. The loop itself tells the proposer if raft drops it.
+		// stopping: the proposal was appended nowhere either.
 		if err := n.enqueue(ctx, m); err != nil {
 			if n.cfg.OnProposalDropped != nil {
 				n.cfg.OnProposalDropped(m)
@@ -382,8 +371,6 @@ func (n *Node) WaitApplied(index uint64) <-chan struct{} { return n.applied.Wait
 // TransferLeadership asks raft to hand leadership to target and waits until
 // it has moved or ctx ends.
 func (n *Node) TransferLeadership(ctx context.Context, target uint64) error {
-	n.transferring.Store(true)
-	defer n.transferring.Store(false)
 	if err := n.do(ctx, func() { n.rn.TransferLeader(target) }); err != nil {
 		return err
 	}

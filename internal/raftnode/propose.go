@@ -47,35 +47,23 @@ func (n *Node) Propose(ctx context.Context, data []byte) error {
 	}
 }
 
-// stepProposals steps first and every proposal queued behind it, in
-// batches, and tells each proposer what raft said.
+// stepProposals steps first and the proposals queued behind it as one
+// message, up to the batch cap; the loop's drain steps any left over as the
+// next batch.
 func (n *Node) stepProposals(first *proposal) {
 	batch := []*proposal{first}
 	size := len(first.data)
-	for {
-		full := len(batch) >= maxProposalBatch || size >= maxProposalBatchBytes
-		if !full {
-			select {
-			case p := <-n.propc:
-				batch = append(batch, p)
-				size += len(p.data)
-				continue
-			default:
-			}
-		}
-		n.stepBatch(batch)
-		if !full {
-			return
-		}
-		batch, size = batch[:0], 0
+	for len(batch) < maxProposalBatch && size < maxProposalBatchBytes {
 		select {
 		case p := <-n.propc:
 			batch = append(batch, p)
-			size = len(p.data)
+			size += len(p.data)
+			continue
 		default:
-			return
 		}
+		break
 	}
+	n.stepBatch(batch)
 }
 
 func (n *Node) stepBatch(batch []*proposal) {
