@@ -113,14 +113,7 @@ func (w *workloads) scaleLoad(ctx context.Context) error {
 	}
 	w.logf("scale load: %d keys of %d B, %.0f keys/s", n, scaleValue, res.RPS)
 	w.set("scale.load", res.RPS)
-	if err := sleepCtx(ctx, 2*time.Second); err != nil {
-		return err
-	}
-	for _, m := range w.c.running() {
-		w.logf("scale: RSS after load %s: %.1f MiB", m.name, m.rssMB())
-	}
-	w.set("scale.rss", maxRSS(w.c.running()))
-	return nil
+	return w.recordRSS(ctx, 2*time.Second, "scale: RSS after load", "scale.rss")
 }
 
 // scaleRange is the median latency of a linearizable range over the

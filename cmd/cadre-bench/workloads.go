@@ -88,16 +88,22 @@ func maxRSS(ms []*member) float64 {
 	return m
 }
 
-func (w *workloads) rssIdle(ctx context.Context) error {
-	// Let start-up allocation settle before sampling.
-	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+// recordRSS waits settle, logs every running member's RSS and records the
+// largest under key.
+func (w *workloads) recordRSS(ctx context.Context, settle time.Duration, label, key string) error {
+	if err := sleepCtx(ctx, settle); err != nil {
 		return err
 	}
 	for _, m := range w.c.running() {
-		w.logf("RSS idle %s: %.1f MiB", m.name, m.rssMB())
+		w.logf("%s %s: %.1f MiB", label, m.name, m.rssMB())
 	}
-	w.set("rss.idle", maxRSS(w.c.running()))
+	w.set(key, maxRSS(w.c.running()))
 	return nil
+}
+
+func (w *workloads) rssIdle(ctx context.Context) error {
+	// Let start-up allocation settle before sampling.
+	return w.recordRSS(ctx, 3*time.Second, "RSS idle", "rss.idle")
 }
 
 func putArgs(keySpace int) []string {
@@ -245,13 +251,9 @@ func (w *workloads) learner(ctx context.Context) error {
 		return err
 	}
 	w.logf("load: %d keys of %d B in %v", n, p.LoadValue, time.Since(t0).Round(time.Millisecond))
-	if err := sleepCtx(ctx, 2*time.Second); err != nil {
+	if err := w.recordRSS(ctx, 2*time.Second, "RSS after load", "rss.load"); err != nil {
 		return err
 	}
-	for _, m := range w.c.running() {
-		w.logf("RSS after load %s: %.1f MiB", m.name, m.rssMB())
-	}
-	w.set("rss.load", maxRSS(w.c.running()))
 
 	res, err := addLearner(ctx, w.c, p.LearnerTimeout)
 	if err != nil {
