@@ -98,6 +98,16 @@ func (c *Cluster) Member(id uint64) *Member {
 	return nil
 }
 
+// IsLearner reports whether id is a learner of the cluster. It is asked on
+// every client request (learners refuse most), so it reads in place instead
+// of cloning the member as Member does.
+func (c *Cluster) IsLearner(id uint64) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m, ok := c.members[id]
+	return ok && m.IsLearner
+}
+
 // IsRemoved reports whether id was removed from the cluster.
 func (c *Cluster) IsRemoved(id uint64) bool {
 	c.mu.RLock()

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 func TestComputeMemberIDDeterministicAndOrderFree(t *testing.T) {
@@ -89,5 +91,36 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	if d.Member(2).Started() || !d.Member(1).Started() {
 		t.Fatalf("started flags wrong")
+	}
+}
+
+func TestIsLearnerFollowsAddPromoteRemove(t *testing.T) {
+	c := New(1)
+	if err := c.Add(&Member{ID: 1, Name: "a", PeerURLs: []string{"http://127.0.0.1:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	l := &Member{ID: 2, Name: "b", PeerURLs: []string{"http://127.0.0.1:2"}}
+	steps := []struct {
+		name string
+		cc   ConfChange
+		want bool
+	}{
+		{"added as learner", ConfChange{Type: raftpb.ConfChangeAddLearnerNode, NodeID: 2, Member: l, MaxLearners: -1}, true},
+		{"promoted", ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: 2, Member: l, MaxLearners: -1}, false},
+		{"removed", ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: 2}, false},
+	}
+	for _, st := range steps {
+		if err := c.Apply(st.cc); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := c.IsLearner(2); got != st.want {
+			t.Fatalf("%s: IsLearner(2) = %v, want %v", st.name, got, st.want)
+		}
+		if m := c.Member(2); m != nil && m.IsLearner != st.want {
+			t.Fatalf("%s: Member(2).IsLearner = %v, IsLearner(2) = %v", st.name, m.IsLearner, st.want)
+		}
+	}
+	if c.IsLearner(1) || c.IsLearner(99) {
+		t.Fatal("a voter and an unknown ID are not learners")
 	}
 }

@@ -46,12 +46,7 @@ func (s *Server) quota() int64 {
 // IsLearner reports whether this member is a learner.
 func (s *Server) IsLearner() bool { return s.isLearner() }
 
-func (s *Server) isLearner() bool {
-	if m := s.cluster.Member(s.id); m != nil {
-		return m.IsLearner
-	}
-	return false
-}
+func (s *Server) isLearner() bool { return s.cluster.IsLearner(s.id) }
 
 // MemberList returns the members; a linearizable list first waits for a
 // ReadIndex barrier so it reflects every committed change.
