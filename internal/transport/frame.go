@@ -23,13 +23,23 @@ var (
 )
 
 // appendFrame appends the frame encoding of m to dst, marshalling straight
-// into it (no intermediate body).
+// into it (no intermediate body): by hand for the messages codec.go knows,
+// through protobuf-go for the rest (snapshots, async-storage responses).
 func appendFrame(dst []byte, m *raftpb.Message) ([]byte, error) {
-	size := proto.Size(m)
+	fast := fastEncodable(m)
+	var size int
+	if fast {
+		size = messageSize(m)
+	} else {
+		size = proto.Size(m)
+	}
 	if size > MaxFrameSize {
 		return dst, fmt.Errorf("%w: %s to %016x is %d bytes", ErrFrameTooLarge, m.GetType(), m.GetTo(), size)
 	}
 	dst = binary.AppendUvarint(dst, uint64(size))
+	if fast {
+		return appendMessage(dst, m), nil
+	}
 	out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(dst, m)
 	if err != nil {
 		return dst, fmt.Errorf("transport: marshal %s: %w", m.GetType(), err)
@@ -38,7 +48,7 @@ func appendFrame(dst []byte, m *raftpb.Message) ([]byte, error) {
 }
 
 // readFrame reads one frame from r. io.EOF means a clean end between frames.
-// scratch, if not nil, is reused for bodies up to 64 KiB: proto.Unmarshal
+// scratch, if not nil, is reused for bodies up to 64 KiB: decodeMessage
 // copies the bytes it keeps, so the next frame may overwrite it.
 func readFrame(r *bufio.Reader, scratch *[]byte) (*raftpb.Message, error) {
 	n, err := binary.ReadUvarint(r)
@@ -78,8 +88,8 @@ func readFrame(r *bufio.Reader, scratch *[]byte) (*raftpb.Message, error) {
 			return nil, fmt.Errorf("%w: truncated body: got %d of %d bytes", ErrBadFrame, len(body), n)
 		}
 	}
-	m := &raftpb.Message{}
-	if err := proto.Unmarshal(body, m); err != nil {
+	m, err := decodeMessage(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadFrame, err)
 	}
 	return m, nil
