@@ -155,6 +155,28 @@ func (b *Batch) lookup(key []byte) *keyIndex {
 	return ki
 }
 
+// claim makes key's index entry one this batch owns, in one descent of the
+// tree instead of lookup's and then write's: ReplaceOrInsert puts a fresh
+// entry in and hands back the one it replaced (old, nil for a new key),
+// whose state the fresh one takes over. Only for a write that cannot be
+// refused once claimed: the entry is in the batch's tree from here on.
+func (b *Batch) claim(key []byte) (own, old *keyIndex) {
+	own = &keyIndex{key: key, gen: b.gen}
+	old, found := b.tree.ReplaceOrInsert(own)
+	switch {
+	case !found:
+		// The same bytes, so the tree's order holds: key is the caller's.
+		own.key, own.revs = bytes.Clone(key), make([]revEntry, 0, 2)
+		return own, nil
+	case old.gen == b.gen:
+		*own = *old // this batch's entry already: its slices are ours
+	default:
+		own.key, own.create, own.ver = old.key, old.create, old.ver
+		own.revs = append(make([]revEntry, 0, len(old.revs)+2), old.revs...)
+	}
+	return own, old
+}
+
 // get reads the live write at r from the batch's transaction.
 func (b *Batch) get(r revision) (*mvccpb.KeyValue, error) {
 	kv, err := getKV(b.kvb, b.kbuf[:0], r, true)
@@ -168,6 +190,12 @@ func (b *Batch) get(r revision) (*mvccpb.KeyValue, error) {
 // write stores one write of key (a tombstone when tomb) at the current
 // operation's revision and updates the index; ki is key's index or nil.
 func (b *Batch) write(ki *keyIndex, key, value []byte, lease int64, tomb bool) error {
+	return b.writeOwned(ki, nil, key, value, lease, tomb)
+}
+
+// writeOwned is write with own, if not nil, the entry claim returned for
+// key (ki is then the one it replaced).
+func (b *Batch) writeOwned(ki, own *keyIndex, key, value []byte, lease int64, tomb bool) error {
 	r := revision{main: b.rev + 1, sub: b.sub}
 	var prev *mvccpb.KeyValue
 	if b.record && b.withPrev && ki != nil && ki.live() {
@@ -206,6 +234,8 @@ func (b *Batch) write(ki *keyIndex, key, value []byte, lease int64, tomb bool) e
 		b.recordEvent(key, value, create, r.main, ver, lease, tomb, prev)
 	}
 	switch {
+	case own != nil:
+		ki = own
 	case ki == nil:
 		ki = &keyIndex{key: bytes.Clone(key), revs: make([]revEntry, 0, 2), gen: b.gen}
 		b.tree.ReplaceOrInsert(ki)
@@ -249,6 +279,18 @@ func (b *Batch) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
 }
 
 func (b *Batch) put(req *pb.PutRequest) (*pb.PutResponse, error) {
+	if !req.IgnoreValue && !req.IgnoreLease {
+		// Nothing can refuse this put: claim its index entry at once.
+		own, ki := b.claim(req.Key)
+		var prev *mvccpb.KeyValue
+		if req.PrevKv && ki != nil && ki.live() {
+			var err error
+			if prev, err = b.get(ki.last().revision); err != nil {
+				return nil, err
+			}
+		}
+		return b.putResponse(req, prev, b.writeOwned(ki, own, req.Key, req.Value, req.Lease, false))
+	}
 	ki := b.lookup(req.Key)
 	val, lease := req.Value, req.Lease
 	var prev *mvccpb.KeyValue
@@ -269,7 +311,11 @@ func (b *Batch) put(req *pb.PutRequest) (*pb.PutResponse, error) {
 			lease = prev.Lease
 		}
 	}
-	if err := b.write(ki, req.Key, val, lease, false); err != nil {
+	return b.putResponse(req, prev, b.write(ki, req.Key, val, lease, false))
+}
+
+func (b *Batch) putResponse(req *pb.PutRequest, prev *mvccpb.KeyValue, err error) (*pb.PutResponse, error) {
+	if err != nil {
 		return nil, err
 	}
 	resp := &pb.PutResponse{Header: &pb.ResponseHeader{Revision: b.rev + 1}}

@@ -413,3 +413,65 @@ func TestClosedStore(t *testing.T) {
 		t.Fatalf("Begin after Close = %v", err)
 	}
 }
+
+// TestPutKeepsHistoryWhicheverEntryItClaims covers the three ways a put
+// takes its key's index entry (claim): a new key, a key an earlier batch
+// wrote, and a key this batch wrote already. Every version must stay
+// readable at its revision with the right create revision and version,
+// prev_kv must be the version before, and the published index must not
+// change before Commit.
+func TestPutKeepsHistoryWhicheverEntryItClaims(t *testing.T) {
+	s := openTest(t)
+	put(t, s, "old", "v1") // rev 2
+	b, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "new" is put from a buffer the caller then reuses: the index must
+	// keep its own copy of the key.
+	putNew := func(val string) {
+		buf := []byte("new")
+		if _, err := b.Put(&pb.PutRequest{Key: buf, Value: []byte(val)}); err != nil {
+			t.Fatal(err)
+		}
+		copy(buf, "zzz")
+	}
+	putNew("n1")                                                                              // rev 3: a new key
+	mustPut(t, b, "old", "v2", 0)                                                             // rev 4: an earlier batch's key
+	putNew("n2")                                                                              // rev 5: this batch's key
+	resp, err := b.Put(&pb.PutRequest{Key: []byte("old"), Value: []byte("v3"), PrevKv: true}) // rev 6
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv := resp.PrevKv; pv == nil || string(pv.Value) != "v2" || pv.ModRevision != 4 {
+		t.Fatalf("prev_kv = %v, want v2 at 4", pv)
+	}
+	if kv := get(t, s, "old", 0); string(kv.Value) != "v1" || get(t, s, "new", 0) != nil {
+		t.Fatal("the open batch's writes are visible before Commit")
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		key, val         string
+		rev, create, mod int64
+		version          int64
+	}{
+		{"old", "v1", 2, 2, 2, 1},
+		{"old", "v1", 3, 2, 2, 1},
+		{"new", "n1", 3, 3, 3, 1},
+		{"old", "v2", 4, 2, 4, 2},
+		{"new", "n1", 4, 3, 3, 1},
+		{"new", "n2", 5, 3, 5, 2},
+		{"old", "v3", 6, 2, 6, 3},
+		{"new", "n2", 0, 3, 5, 2},
+	} {
+		kv := get(t, s, w.key, w.rev)
+		if kv == nil || string(kv.Value) != w.val || kv.CreateRevision != w.create || kv.ModRevision != w.mod || kv.Version != w.version {
+			t.Fatalf("%s@%d = %v, want %s created %d modified %d version %d", w.key, w.rev, kv, w.val, w.create, w.mod, w.version)
+		}
+	}
+	if kv := get(t, s, "new", 2); kv != nil {
+		t.Fatalf("new@2 = %v, want none", kv)
+	}
+}
