@@ -169,8 +169,8 @@ type decodedMsg struct {
 }
 
 type msgScalars struct {
-	typ                                                       raftpb.MessageType
-	reject                                                    bool
+	typ                                                      raftpb.MessageType
+	reject                                                   bool
 	to, from, term, logTerm, index, commit, rejectHint, vote uint64
 }
 
