@@ -24,10 +24,15 @@ import (
 const (
 	queueSize    = 4096 // messages buffered per peer before Send drops
 	maxBatch     = 512  // frames written per flush under sustained load
-	backoffMin   = 50 * time.Millisecond
-	backoffMax   = time.Second
 	writeTimeout = 5 * time.Second // one frame; a peer that stops reading is dropped
 	repeatLogGap = 30 * time.Second
+)
+
+// Redial backoff after a failed dial or a lost stream (variables so a test
+// can make it longer than it waits).
+var (
+	backoffMin = 50 * time.Millisecond
+	backoffMax = time.Second
 )
 
 // Errors from dialing a peer.
@@ -53,6 +58,11 @@ type peer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	redial chan struct{} // signalled (buffered 1) when the URLs change
+	// wake (buffered 1) cuts a backoff short: the peer just opened its
+	// stream to us, so it is up. A member that was added and then started
+	// would otherwise wait out our backoff (up to a second) before it
+	// hears from the leader.
+	wake chan struct{}
 
 	activeSince atomic.Int64 // unix nanos of the current connection, 0 if none
 	gone        atomic.Bool  // the peer answered 410
@@ -76,6 +86,7 @@ func newPeer(t *Transport, id uint64, urls []string) *peer {
 		ctx:    ctx,
 		cancel: cancel,
 		redial: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
 		urls:   append([]string(nil), urls...),
 	}
 }
@@ -313,7 +324,8 @@ func (p *peer) stream(conn net.Conn, br *bufio.Reader) error {
 	}
 }
 
-// sleep waits d, cut short by a URL change; false if the peer stopped.
+// sleep waits d, cut short by a URL change or by the peer's own stream
+// arriving; false if the peer stopped.
 func (p *peer) sleep(d time.Duration) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
@@ -322,8 +334,18 @@ func (p *peer) sleep(d time.Duration) bool {
 		return false
 	case <-p.redial:
 		return true
+	case <-p.wake:
+		return true
 	case <-timer.C:
 		return true
+	}
+}
+
+// peerIsUp is called when the peer opens its stream to us.
+func (p *peer) peerIsUp() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -203,6 +203,9 @@ func (t *Transport) attachInbound(from uint64, conn net.Conn) bool {
 		old.conn.Close()
 	}
 	t.inbound[from] = &inboundStream{conn: conn, since: time.Now()}
+	if p := t.peers[from]; p != nil {
+		p.peerIsUp()
+	}
 	return true
 }
 

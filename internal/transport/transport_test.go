@@ -385,3 +385,45 @@ func TestSendRejectsMsgSnap(t *testing.T) {
 		t.Fatal("no snapshot failure reported")
 	}
 }
+
+// TestPeerStreamCutsBackoffShort: a member that dials us is up, so our own
+// dial to it must not wait out its backoff. The backoff here is a minute,
+// longer than the test waits: only the wake can connect a to b in time.
+// (A learner added and then started hears the leader at once this way.)
+func TestPeerStreamCutsBackoffShort(t *testing.T) {
+	oldMin, oldMax := backoffMin, backoffMax
+	backoffMin, backoffMax = time.Minute, time.Minute
+	t.Cleanup(func() { backoffMin, backoffMax = oldMin, oldMax })
+
+	a := startNode(t, 1, 5)
+	bURL := closedPortURL(t)
+	a.tr.AddPeer(2, []string{bURL})
+	a.tr.Send([]*raftpb.Message{msg(1, 2, 1)})
+	eventually(t, 5*time.Second, "a's dial to b to fail", func() bool {
+		return strings.Contains(a.logs.String(), "cannot connect to peer")
+	})
+
+	var ln net.Listener
+	eventually(t, 5*time.Second, "b's port to be free", func() bool {
+		var err error
+		ln, err = net.Listen("tcp", strings.TrimPrefix(bURL, "http://"))
+		return err == nil
+	})
+	b := startNodeOn(t, ln, 2, 5)
+	b.tr.AddPeer(1, []string{a.url}) // b dials a: a learns b is up
+	b.tr.Send([]*raftpb.Message{msg(2, 1, 1)})
+	recv(t, a.raft, 1, 5*time.Second)
+
+	var got bool
+	for i := uint64(2); i < 250 && !got; i++ {
+		a.tr.Send([]*raftpb.Message{msg(1, 2, i)})
+		select {
+		case <-b.raft.got:
+			got = true
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if !got {
+		t.Fatal("a did not reach b within 5s of b's stream arriving: it waited out its backoff")
+	}
+}
