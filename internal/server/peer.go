@@ -42,7 +42,7 @@ func (p *peerRaft) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body 
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", tmp, err)
 	}
-	n, err := io.Copy(f, body)
+	n, err := io.Copy(newWritebackWriter(f), body)
 	if err == nil && n != size {
 		err = fmt.Errorf("snapshot data ended after %d of %d bytes", n, size)
 	}
