@@ -139,6 +139,7 @@ func (s *Server) start() {
 	go s.corruptCheckLoop()
 	go s.autopilotLoop()
 	go s.reportPromotion()
+	go s.memTrimLoop()
 }
 
 // watchFatal stops the member when raft reports a fatal error.
