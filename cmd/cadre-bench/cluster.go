@@ -208,7 +208,14 @@ func (m *member) waitHealthy(ctx context.Context, timeout time.Duration) error {
 }
 
 // rssMB is the process's resident set (VmRSS) in MiB, 0 if not running.
-func (m *member) rssMB() float64 {
+func (m *member) rssMB() float64 { return m.procStatusMB("VmRSS:") }
+
+// peakRSSMB is the largest resident set the process has had (VmHWM) in
+// MiB, 0 if not running.
+func (m *member) peakRSSMB() float64 { return m.procStatusMB("VmHWM:") }
+
+// procStatusMB reads one kB field of /proc/<pid>/status, in MiB.
+func (m *member) procStatusMB(field string) float64 {
 	pid := m.pid()
 	if pid == 0 {
 		return 0
@@ -220,7 +227,7 @@ func (m *member) rssMB() float64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			return kb / 1024
 		}

@@ -80,24 +80,27 @@ func (w *workloads) cpuPer10k(name string, before cpuSample, berr error, n int) 
 	return used / float64(n) * cpuPer
 }
 
-func maxRSS(ms []*member) float64 {
+func maxOf(ms []*member, f func(*member) float64) float64 {
 	var m float64
 	for _, x := range ms {
-		m = max(m, x.rssMB())
+		m = max(m, f(x))
 	}
 	return m
 }
 
 // recordRSS waits settle, logs every running member's RSS and records the
-// largest under key.
+// largest under key, and the largest peak RSS so far (VmHWM) under
+// key+".peak": Cadre returns a burst's free heap to the OS once it is
+// quiet, so the figure after a load is not the most it used.
 func (w *workloads) recordRSS(ctx context.Context, settle time.Duration, label, key string) error {
 	if err := sleepCtx(ctx, settle); err != nil {
 		return err
 	}
 	for _, m := range w.c.running() {
-		w.logf("%s %s: %.1f MiB", label, m.name, m.rssMB())
+		w.logf("%s %s: %.1f MiB (peak so far %.1f MiB)", label, m.name, m.rssMB(), m.peakRSSMB())
 	}
-	w.set(key, maxRSS(w.c.running()))
+	w.set(key, maxOf(w.c.running(), (*member).rssMB))
+	w.set(key+".peak", maxOf(w.c.running(), (*member).peakRSSMB))
 	return nil
 }
 
