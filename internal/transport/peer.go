@@ -22,8 +22,8 @@ import (
 )
 
 const (
-	queueSize    = 4096 // messages buffered per peer before Send drops
-	maxBatch     = 512  // frames written per flush under sustained load
+	queueSize    = 4096            // messages buffered per peer before Send drops
+	maxBatch     = 512             // frames written per flush under sustained load
 	writeTimeout = 5 * time.Second // one frame; a peer that stops reading is dropped
 	repeatLogGap = 30 * time.Second
 )
