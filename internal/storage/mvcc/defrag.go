@@ -64,7 +64,7 @@ func (s *Store) Defragment() (before, after int64, err error) {
 	if err := syncDir(filepath.Dir(s.path)); err != nil {
 		return 0, 0, err
 	}
-	if err := s.load(); err != nil {
+	if err := s.reopen(); err != nil {
 		return 0, 0, err
 	}
 	s.closed = false
@@ -81,4 +81,26 @@ func (s *Store) sizeLocked() int64 {
 		return nil
 	})
 	return n
+}
+
+// reopen opens the defragmented file in place of the old one. The file
+// holds the same revisions, so the in-memory index, revisions and applied
+// index all still hold: unlike load, reopen does not rebuild them (a scan
+// of every revision, most of a defragmentation's time at a million keys).
+// A background compaction restarts its current step on the new file.
+func (s *Store) reopen() error {
+	db, err := bolt.Open(s.path, 0o600, boltOptions())
+	if err != nil {
+		return fmt.Errorf("mvcc: defragment: reopen %s: %w", s.path, err)
+	}
+	s.db = db
+	s.epoch++
+	if s.compactProgress != nil {
+		close(s.compactProgress) // waiters re-check against the new file
+	}
+	s.compactProgress = make(chan struct{})
+	if s.compactKick != nil {
+		s.kickCompactor()
+	}
+	return nil
 }
